@@ -1,0 +1,109 @@
+"""Datasets as `Example`s: what to ask, what the right answer is, which verifier judges it.
+
+A *task spec* is a string a user types: ``NAME`` or ``NAME:ARG`` with ``ARG`` either a path
+or ``key=value,key=value`` options, e.g. ``arithmetic``, ``arithmetic:digits=2,ops=+-``,
+``gsm8k:../shared/data/gsm8k_test.jsonl``. Task loaders are plugins found through the
+entry-point group ``reasoner.tasks`` (the built-ins register there too); a loader is a
+callable ``load(arg: str | None, split: str) -> Task``.
+
+This package knows nothing about training or about how a verifier decides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable, Iterator, Sequence
+
+ENTRY_POINT_GROUP = "reasoner.tasks"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One problem. ``prompt`` is a user message (str) or a full chat (list of messages)."""
+
+    id: str
+    prompt: str | list[dict[str, str]]
+    reference: Any
+    verifier: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Task(Sequence[Example]):
+    """A named, sized, indexable collection of examples."""
+
+    def __init__(self, name: str, examples: Sequence[Example], description: str = ""):
+        self.name = name
+        self.examples = list(examples)
+        self.description = description
+        ids = [ex.id for ex in self.examples]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"task {name!r} has duplicate example ids")
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.examples[i]
+
+    def __iter__(self) -> Iterator[Example]:
+        return iter(self.examples)
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r}, {len(self)} examples)"
+
+
+class TaskError(ValueError):
+    """A task spec or data file the user gave cannot be used; the message says why and how to fix it."""
+
+
+def _loaders() -> dict[str, Callable[..., Task]]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}  # type: ignore[misc]
+
+
+def available() -> dict[str, str]:
+    """Names of installed task loaders mapped to their one-line description."""
+    out = {}
+    for name, ep in sorted(_loaders().items()):
+        try:
+            doc = (ep.load().__doc__ or "").strip().splitlines()
+        except Exception as exc:  # a broken plugin must not hide the others
+            doc = [f"(failed to load: {exc})"]
+        out[name] = doc[0] if doc else ""
+    return out
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    name, sep, arg = spec.partition(":")
+    return name.strip(), (arg if sep else None)
+
+
+def parse_options(arg: str | None) -> dict[str, str]:
+    """``"digits=2,ops=+-"`` -> ``{"digits": "2", "ops": "+-"}``."""
+    if not arg:
+        return {}
+    out = {}
+    for part in arg.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise TaskError(f"task option {part!r} is not key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load(spec: str, split: str = "train") -> Task:
+    """Load a task from its spec string (see the module docstring)."""
+    name, arg = parse_spec(spec)
+    loaders = _loaders()
+    if name not in loaders:
+        known = ", ".join(sorted(loaders)) or "none installed"
+        raise TaskError(f"unknown task {name!r} (known: {known}); is the package installed with `pip install -e .`?")
+    loader = loaders[name].load()  # type: ignore[attr-defined]
+    return loader(arg, split=split)
+
+
+__all__ = ["Example", "Task", "TaskError", "available", "load", "parse_spec", "parse_options"]
