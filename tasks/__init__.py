@@ -36,10 +36,11 @@ class Example:
 class Task(Sequence[Example]):
     """A named, sized, indexable collection of examples."""
 
-    def __init__(self, name: str, examples: Sequence[Example], description: str = ""):
+    def __init__(self, name: str, examples: Sequence[Example], description: str = "", split: str | None = None):
         self.name = name
         self.examples = list(examples)
         self.description = description
+        self.split = split  # the split served, or None when the source has no splits (one file)
         ids = [ex.id for ex in self.examples]
         if len(set(ids)) != len(ids):
             raise ValueError(f"task {name!r} has duplicate example ids")

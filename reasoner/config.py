@@ -1,0 +1,251 @@
+"""Settings: one dataclass per command, a docstring per field, options generated from it.
+
+The field docstrings (the string literal under each field) are read from the source with
+``ast`` and become the ``--help`` text, so the help cannot drift from the code. Values are
+resolved in this order: dataclass default < ``--config run.yaml`` < command-line option.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import textwrap
+import typing
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+
+class ConfigError(click.ClickException):
+    """A settings file or value that cannot be used."""
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Map each dataclass field to the docstring written under it in the class body."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, nxt in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant)
+                    and isinstance(nxt.value.value, str)):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """(underlying type, optional?) for annotations like ``int | None``."""
+    args = typing.get_args(tp)
+    if args and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return tp, False
+
+
+def _coerce(name: str, tp: Any, value: Any) -> Any:
+    base, optional = _base_type(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"setting {name!r} cannot be empty")
+    origin = typing.get_origin(base) or base
+    try:
+        if origin is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if origin is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if origin is float:
+            return float(value)
+        if origin is str:
+            return str(value)
+        if origin is dict:
+            if isinstance(value, dict):
+                return {str(k): float(v) for k, v in value.items()}
+            raise ValueError(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name!r} expects {getattr(base, '__name__', base)}, got {value!r}") from None
+    return value
+
+
+def from_dict(cls: type, values: dict[str, Any], base: Any = None) -> Any:
+    """Build ``cls`` from ``values`` (unknown keys are an error) on top of ``base`` or the defaults."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)} (see --help for the list)")
+    hints = typing.get_type_hints(cls)
+    current = dataclasses.asdict(base) if base is not None else {}
+    merged = {**current, **{k: _coerce(k, hints[k], v) for k, v in values.items()}}
+    obj = cls(**merged)
+    if hasattr(obj, "validate"):
+        obj.validate()
+    return obj
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of setting: value")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def dump_yaml(obj: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(obj), sort_keys=False))
+
+
+def _parse_mapping(ctx, param, values):
+    if not values:
+        return None
+    out = {}
+    for item in values:
+        key, sep, weight = item.partition("=")
+        try:
+            out[key.strip()] = float(weight) if sep else 1.0
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is not NAME or NAME=WEIGHT") from None
+    return out
+
+
+def click_options(cls: type, skip: tuple[str, ...] = ()):
+    """Decorator adding one ``--option`` per dataclass field; unset options arrive as None."""
+    docs = field_docs(cls)
+    hints = typing.get_type_hints(cls)
+
+    def decorate(func):
+        for f in reversed(dataclasses.fields(cls)):
+            if f.name in skip:
+                continue
+            base, _ = _base_type(hints[f.name])
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            flag = "--" + f.name.replace("_", "-")
+            help_text = docs.get(f.name, "")
+            if (typing.get_origin(base) or base) is dict:
+                shown = ", ".join(f"{k}={v:g}" for k, v in default.items())
+                opt = click.option(flag, f.name, multiple=True, callback=_parse_mapping, metavar="NAME=W",
+                                   help=f"{help_text} Repeatable. [default: {shown}]")
+            elif base is bool:
+                opt = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name, default=None,
+                                   help=f"{help_text} [default: {'on' if default else 'off'}]")
+            else:
+                ptype = {int: int, float: float}.get(base, str)
+                shown = "" if default is None else f" [default: {default}]"
+                opt = click.option(flag, f.name, type=ptype, default=None, help=f"{help_text}{shown}")
+            func = opt(func)
+        return func
+
+    return decorate
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Settings of ``reasoner train``."""
+
+    model: str = "smollm2-135m"
+    """Policy to train: a local Hugging Face directory, a .gguf file, a Hub model id, or the alias smollm2-135m."""
+    task: str = "arithmetic"
+    """Training task spec: NAME or NAME:ARG (see `reasoner tasks list`), e.g. gsm8k:data/gsm8k_train.jsonl."""
+    eval_task: str | None = None
+    """Held-out task spec for the before/after evaluation; empty means the test split of --task."""
+    output: str | None = None
+    """Run directory; empty means runs/<task>-<timestamp>."""
+    steps: int = 60
+    """Training steps; each step samples prompts_per_step x group_size completions and updates the policy."""
+    prompts_per_step: int = 8
+    """Distinct prompts per step."""
+    group_size: int = 8
+    """Completions sampled per prompt (G); GRPO compares each completion with the others of its group."""
+    max_new_tokens: int = 32
+    """Maximum tokens generated per completion."""
+    max_prompt_tokens: int = 512
+    """Prompts longer than this (in tokens, after the chat template) are skipped with a warning."""
+    temperature: float = 1.0
+    """Sampling temperature during training; the learner scores tokens with the same temperature."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold during training (1.0 samples from the full distribution)."""
+    learning_rate: float = 5e-6
+    """AdamW learning rate."""
+    warmup_steps: int = 0
+    """Steps of linear learning-rate warm-up from zero."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    beta: float = 0.04
+    """KL coefficient to the frozen reference model (k3 estimator); 0 loads no reference model."""
+    clip_eps: float = 0.2
+    """PPO clip range: the probability ratio to the sampling policy is clipped to [1-eps, 1+eps]."""
+    num_iterations: int = 1
+    """Optimisation passes over each sampled batch (mu in the GRPO paper); > 1 reuses samples off-policy."""
+    scale_rewards: bool = True
+    """Divide group-relative advantages by the group's reward std (off: only subtract the group mean)."""
+    micro_batch_size: int = 8
+    """Sequences per forward/backward pass; gradients accumulate over the whole batch."""
+    max_grad_norm: float = 1.0
+    """Clip the global gradient norm to this value (0 disables clipping)."""
+    rewards: dict[str, float] = dataclasses.field(default_factory=lambda: {"task": 1.0})
+    """Reward terms as NAME=WEIGHT: 'task' is each example's own verifier, other names are verifier plugins."""
+    sampler: str = "hf"
+    """Rollout engine: hf (transformers generate)."""
+    system_prompt: str | None = None
+    """System message for chat models; empty keeps the chat template's own default."""
+    eval_size: int = 200
+    """Held-out problems evaluated (greedy) before and after training; 0 skips the evaluation."""
+    eval_every: int = 0
+    """Also evaluate held-out accuracy every N steps (0: only before and after)."""
+    save_every: int = 0
+    """Save a checkpoint every N steps (0: only at the end); the last one is always saved."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept on disk; older ones are deleted."""
+    seed: int = 0
+    """Seed for prompt order, sampling and initialisation: same seed, same run."""
+    dtype: str = "float32"
+    """Parameter dtype: float32 (CPU default), bfloat16 or float16 (GPU)."""
+    device: str = "auto"
+    """Device: auto (cuda if available, else cpu), cpu or cuda[:N]."""
+    threads: int = 0
+    """CPU threads for torch (0: torch's default, one per core)."""
+
+    def validate(self) -> None:
+        positive = ("steps", "prompts_per_step", "group_size", "max_new_tokens", "max_prompt_tokens",
+                    "micro_batch_size", "num_iterations", "keep_checkpoints")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1 (got {getattr(self, name)})")
+        for name in ("warmup_steps", "eval_size", "eval_every", "save_every", "threads"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0 (got {getattr(self, name)})")
+        if self.group_size < 2:
+            raise ConfigError("group_size must be at least 2: GRPO compares completions within a group")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1] (got {self.top_p})")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0 for training (got {self.temperature})")
+        if self.beta < 0 or self.clip_eps <= 0 or self.learning_rate <= 0:
+            raise ConfigError("beta must be >= 0, clip_eps and learning_rate > 0")
+        if not self.rewards:
+            raise ConfigError("at least one reward term is needed (e.g. --reward task=1)")
+        if self.sampler not in ("hf",):
+            raise ConfigError(f"unknown sampler {self.sampler!r} (known: hf)")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ConfigError(f"dtype must be float32, bfloat16 or float16 (got {self.dtype!r})")

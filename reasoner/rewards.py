@@ -1,0 +1,84 @@
+"""Turn completions into scalar rewards with verifiers and the weights of the settings.
+
+A reward term is ``NAME=WEIGHT``. ``task`` stands for each example's own verifier (the one
+its task declares); any other name is a verifier plugin applied to every example. The
+reward of a completion is ``sum_k weight_k * reward_k`` over the terms whose verifier
+applies (a verifier returning ``None`` does not apply). Verifier crashes are verdicts
+(``verifier_error``, reward 0), counted and logged; they never stop training.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import verifiers
+from verifiers import Verdict, Verifier
+
+log = logging.getLogger(__name__)
+TASK = "task"
+
+
+@dataclass
+class Scored:
+    rewards: list[float]  # combined reward per completion
+    terms: dict[str, list[float | None]]  # per term: reward per completion (None: not applicable)
+    verdicts: dict[str, list[Verdict | None]]  # per term: the verdicts
+    correct: list[bool]  # the task verifier said ok
+    errors: dict[str, int]  # per term: verifier_error verdicts
+
+
+class Rewarder:
+    def __init__(self, weights: dict[str, float]):
+        self.weights = dict(weights)
+        self._verifiers: dict[str, Verifier] = {}
+        for name in self.weights:
+            if name != TASK:
+                self.verifier(name)  # unknown names fail now, not at step 1
+
+    def verifier(self, name: str) -> Verifier:
+        if name not in self._verifiers:
+            self._verifiers[name] = verifiers.get(name)
+        return self._verifiers[name]
+
+    def _judge(self, term: str, texts: Sequence[str], examples: Sequence) -> list[Verdict | None]:
+        if term != TASK:
+            return verifiers.safe_verify_batch(self.verifier(term), texts, examples)
+        out: list[Verdict | None] = [None] * len(texts)
+        by_verifier: dict[str, list[int]] = {}
+        for i, ex in enumerate(examples):
+            by_verifier.setdefault(ex.verifier, []).append(i)
+        for name, idx in by_verifier.items():
+            verdicts = verifiers.safe_verify_batch(self.verifier(name), [texts[i] for i in idx],
+                                                   [examples[i] for i in idx])
+            for i, v in zip(idx, verdicts):
+                out[i] = v
+        return out
+
+    def score(self, texts: Sequence[str], examples: Sequence) -> Scored:
+        terms, verdicts, errors = {}, {}, {}
+        total = [0.0] * len(texts)
+        for term, weight in self.weights.items():
+            vs = self._judge(term, texts, examples)
+            verdicts[term] = vs
+            terms[term] = [None if v is None else float(v.reward) for v in vs]
+            errors[term] = sum(1 for v in vs if v is not None and v.reason == "verifier_error")
+            if errors[term]:
+                first = next(v for v in vs if v is not None and v.reason == "verifier_error")
+                log.warning("reward %s: %d verifier error(s), e.g. %s", term, errors[term], first.details.get("error"))
+            for i, r in enumerate(terms[term]):
+                if r is not None:
+                    total[i] += weight * r
+        if TASK in verdicts:
+            correct = [bool(v is not None and v.ok) for v in verdicts[TASK]]
+        else:
+            correct = [bool(v is not None and v.ok) for v in self._judge(TASK, texts, examples)]
+        return Scored(total, terms, verdicts, correct, errors)
+
+    def close(self) -> None:
+        for v in self._verifiers.values():
+            try:
+                v.close()
+            except Exception:  # noqa: BLE001 - closing must not mask the run's result
+                log.debug("closing verifier failed", exc_info=True)

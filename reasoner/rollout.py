@@ -1,0 +1,117 @@
+"""Samplers: generate G completions per prompt and return token ids with sampling log-probs.
+
+A sampler deals only in token ids. Prompts arrive tokenised (chat template applied by the
+caller); completions come back as `Completion`s holding the generated ids (the stop token
+included, so the learner also learns to stop), the log-probability of each id under the
+*sampling* distribution (temperature and top-p applied), the decoded text and why it ended.
+
+``Sampler.load_weights(named_tensors)`` is called after every optimizer step so that the
+next rollout samples from the new policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Protocol, Sequence
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    """0 means greedy decoding."""
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class Completion:
+    token_ids: list[int]
+    logprobs: list[float]
+    text: str
+    finish_reason: str  # "stop" (end-of-sequence token) or "length" (max_new_tokens reached)
+
+
+class Sampler(Protocol):
+    def generate(self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams) -> list[list[Completion]]:
+        """``n`` completions for each tokenised prompt, grouped per prompt in prompt order."""
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Make the next ``generate`` sample from these weights."""
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    ids = getattr(model.generation_config, "eos_token_id", None)
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+class HFSampler:
+    """Sampling with transformers ``generate`` on the policy module itself (no copy, no sync cost)."""
+
+    def __init__(self, model, tokenizer, max_batch: int = 64):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch = max_batch
+        self.stop_ids = stop_token_ids(model, tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams) -> list[list[Completion]]:
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        flat = [list(p) for p in prompts for _ in range(n)]
+        out: list[Completion] = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(flat), self.max_batch):
+                out.extend(self._generate_batch(flat[start:start + self.max_batch], params))
+        finally:
+            self.model.train(was_training)
+        return [out[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+    def _generate_batch(self, prompts: list[list[int]], params: SamplingParams) -> list[Completion]:
+        device = next(self.model.parameters()).device
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            input_ids[i, width - len(p):] = torch.tensor(p)
+            attention[i, width - len(p):] = 1
+        greedy = params.temperature <= 0
+        kwargs = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=params.temperature,
+                                                           top_p=params.top_p, top_k=0)
+        result = self.model.generate(
+            input_ids=input_ids.to(device), attention_mask=attention.to(device),
+            max_new_tokens=params.max_new_tokens, eos_token_id=self.stop_ids, pad_token_id=self.pad_id,
+            output_scores=True, return_dict_in_generate=True, **kwargs)
+        new = result.sequences[:, width:].cpu()
+        # scores[t] are the processed logits (temperature and top-p applied) the token was drawn from
+        logprobs = torch.empty(new.shape, dtype=torch.float32)
+        for t, step_scores in enumerate(result.scores):  # (b, vocab) each; never stack all (b*t*vocab floats)
+            step_logp = torch.log_softmax(step_scores.float(), dim=-1).cpu()
+            logprobs[:, t] = step_logp.gather(-1, new[:, t:t + 1]).squeeze(-1)
+        completions = []
+        for i in range(len(prompts)):
+            ids = new[i].tolist()
+            end = next((t for t, tok in enumerate(ids) if tok in self.stop_ids), None)
+            finish = "length" if end is None else "stop"
+            keep = len(ids) if end is None else end + 1
+            ids = ids[:keep]
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            completions.append(Completion(ids, logprobs[i, :keep].tolist(), text, finish))
+        return completions
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Copy tensors that are not already this sampler's own (the shared-policy case costs nothing)."""
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, tensor in named_tensors:
+                target = params[name]
+                if target.data_ptr() != tensor.data_ptr():
+                    target.copy_(tensor)

@@ -1,0 +1,100 @@
+"""Shared fixtures: a tiny random Llama with a character-level tokenizer, built offline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CHARS = list("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ +-*/=?.,:<>|_#{}\\$()'\n")
+CHAT_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}<assistant>{% endif %}")
+
+
+def build_tiny_model(path: Path, seed: int = 0, layers: int = 2, hidden: int = 64) -> Path:
+    """A randomly initialised 2-layer Llama (~0.1M parameters) and a char-level tokenizer."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<eos>", "<unk>"]
+    vocab = {tok: i for i, tok in enumerate(specials + CHARS)}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    core.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, pad_token_id=0, eos_token_id=1, bos_token_id=None,
+                         tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = 1
+    model.generation_config.pad_token_id = 0
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(row if isinstance(row, str) else json.dumps(row))
+            f.write("\n")
+    return path
+
+
+@pytest.fixture
+def digit_task(tmp_path) -> str:
+    """A trivially learnable task for a random model: reward 1 when the reply starts with a digit."""
+    rows = [{"id": f"q{i}", "prompt": f"say a number {i}", "reference": "any digit", "verifier": "format",
+             "format": "regex", "format_pattern": r"[0-9].*"} for i in range(64)]
+    return "jsonl:" + str(write_jsonl(tmp_path / "digits.jsonl", rows))
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs(caplog):
+    caplog.set_level(logging.WARNING)
+    yield
+
+
+PLUGIN = textwrap.dedent('''
+    from verifiers import Verdict, Verifier
+
+    class Boom(Verifier):
+        """A plugin that always crashes."""
+        name = "boom"
+        def verify(self, completion, example):
+            raise ValueError("plugin bug")
+
+    class Likes7(Verifier):
+        """Reward 1 for replies containing a 7."""
+        name = "likes7"
+        def verify(self, completion, example):
+            return Verdict(float("7" in completion), "7" in completion, "seven" if "7" in completion else "no_seven")
+''')
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, monkeypatch):
+    """A third-party plugin package installed the way pip installs one: a module and a dist-info."""
+    (tmp_path / "reasoner_test_plugin.py").write_text(PLUGIN)
+    info = tmp_path / "reasoner_test_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: reasoner-test-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[reasoner.verifiers]\nboom = reasoner_test_plugin:Boom\nlikes7 = reasoner_test_plugin:Likes7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    sys.modules.pop("reasoner_test_plugin", None)

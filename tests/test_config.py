@@ -1,0 +1,45 @@
+import dataclasses
+
+import pytest
+
+from reasoner.config import ConfigError, TrainConfig, field_docs, from_dict, load_yaml
+
+
+def test_every_setting_has_a_docstring():
+    docs = field_docs(TrainConfig)
+    missing = [f.name for f in dataclasses.fields(TrainConfig) if not docs.get(f.name)]
+    assert not missing
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("steps: 7\ngroup-size: 4\nrewards: {task: 1, format: 0.5}\nbeta: 0\n")
+    values = load_yaml(path)
+    cfg = from_dict(TrainConfig, {**values, "steps": 9})
+    assert (cfg.steps, cfg.group_size, cfg.beta) == (9, 4, 0.0)
+    assert cfg.rewards == {"task": 1.0, "format": 0.5}
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"stepz": 3}, "unknown setting"),
+    ({"steps": "many"}, "expects int"),
+    ({"steps": 0}, "steps must be at least 1"),
+    ({"group_size": 1}, "group_size must be at least 2"),
+    ({"temperature": 0}, "temperature must be > 0"),
+    ({"sampler": "magic"}, "unknown sampler"),
+    ({"scale_rewards": "perhaps"}, "expects bool"),
+])
+def test_bad_values_are_one_line_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(TrainConfig, values)
+
+
+def test_bad_yaml(tmp_path):
+    (tmp_path / "a.yaml").write_text("steps: [1\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_yaml(tmp_path / "a.yaml")
+    (tmp_path / "b.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_yaml(tmp_path / "b.yaml")
+    with pytest.raises(ConfigError, match="not found"):
+        load_yaml(tmp_path / "missing.yaml")

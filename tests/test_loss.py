@@ -1,0 +1,111 @@
+"""Losses against hand computations. Each comment shows the arithmetic."""
+
+import math
+
+import pytest
+import torch
+
+from reasoner.loss import clipped_surrogate, grpo_loss, kl_k3, seq_mean_token_mean, token_entropy, token_logprobs
+
+
+def test_token_logprobs_and_temperature():
+    logits = torch.tensor([[[0.0, math.log(3.0)]]])  # softmax = [1/4, 3/4]
+    assert token_logprobs(logits, torch.tensor([[1]])).item() == pytest.approx(math.log(0.75))
+    # temperature 2: logits / 2 = [0, log(3)/2] -> softmax = [1, sqrt 3] / (1 + sqrt 3)
+    expected = math.log(math.sqrt(3) / (1 + math.sqrt(3)))
+    assert token_logprobs(logits, torch.tensor([[1]]), temperature=2.0).item() == pytest.approx(expected)
+
+
+def test_entropy_of_uniform_and_peaked():
+    assert token_entropy(torch.zeros(1, 1, 4)).item() == pytest.approx(math.log(4))
+    assert token_entropy(torch.tensor([[[100.0, 0.0, 0.0]]])).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_k3_values():
+    # ref_logp - logp = d: k3 = e^d - d - 1
+    logp = torch.tensor([[math.log(0.5), math.log(0.2), math.log(0.3)]])
+    ref = torch.tensor([[math.log(0.5), math.log(0.4), math.log(0.1)]])
+    expected = [0.0, 2.0 - math.log(2.0) - 1, 1 / 3 + math.log(3.0) - 1]
+    assert kl_k3(logp, ref)[0].tolist() == pytest.approx(expected)
+    assert (kl_k3(torch.randn(4, 5), torch.randn(4, 5)) >= 0).all()
+
+
+def test_k3_is_unbiased_for_kl_on_samples():
+    # sample tokens from p; the mean of k3 estimates KL(p || q)
+    p = torch.tensor([0.6, 0.3, 0.1])
+    q = torch.tensor([0.2, 0.5, 0.3])
+    exact = (p * (p / q).log()).sum().item()
+    torch.manual_seed(0)
+    tokens = torch.multinomial(p, 200_000, replacement=True)
+    estimate = kl_k3(p.log()[tokens], q.log()[tokens]).mean().item()
+    assert estimate == pytest.approx(exact, rel=0.02)
+
+
+def test_clip_active_above():
+    # A = +1, ratio = e (log-ratio 1) > 1.2: the clipped term -A*1.2 = -1.2 is the max; no gradient flows
+    logp = torch.tensor([[1.0]], requires_grad=True)
+    loss, low, high = clipped_surrogate(logp, torch.tensor([[0.0]]), torch.tensor([1.0]), clip_eps=0.2)
+    assert loss.item() == pytest.approx(-1.2)
+    assert high.item() and not low.item()
+    loss.sum().backward()
+    assert logp.grad.item() == 0.0
+
+
+def test_clip_active_below():
+    # A = -1, ratio = 0.5 < 0.8: max(-A*0.5, -A*0.8) = max(0.5, 0.8) = 0.8, clipped, no gradient
+    logp = torch.tensor([[math.log(0.5)]], requires_grad=True)
+    loss, low, high = clipped_surrogate(logp, torch.tensor([[0.0]]), torch.tensor([-1.0]), clip_eps=0.2)
+    assert loss.item() == pytest.approx(0.8)
+    assert low.item() and not high.item()
+    loss.sum().backward()
+    assert logp.grad.item() == 0.0
+
+
+def test_clip_inactive_in_the_helpful_direction():
+    # A = +1, ratio = 0.5: max(-0.5, -0.8) = -0.5, unclipped: the gradient d(-A*ratio)/dlogp = -ratio = -0.5
+    logp = torch.tensor([[math.log(0.5)]], requires_grad=True)
+    loss, low, high = clipped_surrogate(logp, torch.tensor([[0.0]]), torch.tensor([1.0]), clip_eps=0.2)
+    assert loss.item() == pytest.approx(-0.5) and not low.item() and not high.item()
+    loss.sum().backward()
+    assert logp.grad.item() == pytest.approx(-0.5)
+
+
+def test_seq_mean_token_mean_with_masks():
+    values = torch.tensor([[1.0, 2.0, 3.0, 99.0], [4.0, 99.0, 99.0, 99.0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
+    # sequence means 2 and 4 -> 3; padding (99) never counts
+    assert seq_mean_token_mean(values, mask).item() == pytest.approx(3.0)
+    # as one micro-batch of a batch of 4 sequences: (2 + 4) / 4
+    assert seq_mean_token_mean(values, mask, num_sequences=4).item() == pytest.approx(1.5)
+
+
+def test_grpo_loss_hand_computed():
+    # two sequences, lengths 2 and 1 (third token masked); on-policy (ratio 1); beta = 0.1
+    logp = torch.tensor([[math.log(0.5), math.log(0.25), 0.0], [math.log(0.8), 0.0, 0.0]], requires_grad=True)
+    ref = torch.tensor([[math.log(0.5), math.log(0.5), 0.0], [math.log(0.4), 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    adv = torch.tensor([2.0, -1.0])
+    out = grpo_loss(logp, logp.detach(), adv, mask, clip_eps=0.2, beta=0.1, ref_logp=ref)
+    # k3 per token: seq 1: [0, 2 - ln2 - 1]; seq 2: [0.5 + ln2 - 1]
+    k_a, k_b = 1 - math.log(2), 0.5 + math.log(2) - 1
+    seq1 = ((-2.0 + 0.0) + (-2.0 + 0.1 * k_a)) / 2
+    seq2 = 1.0 + 0.1 * k_b
+    assert out.loss.item() == pytest.approx((seq1 + seq2) / 2, rel=1e-6)
+    assert out.policy_loss.item() == pytest.approx((-2.0 + 1.0) / 2)
+    assert out.kl.item() == pytest.approx((0 + k_a + k_b) / 3, rel=1e-6)
+    assert out.clip_low.item() == 0 and out.clip_high.item() == 0
+    out.loss.backward()
+    # d/dlogp of -A*ratio at ratio 1 is -A; of beta*k3 is beta*(1 - e^(ref-logp)); divided by length and by B=2
+    g = logp.grad
+    assert g[0, 0].item() == pytest.approx((-2.0 + 0.1 * (1 - 1.0)) / 2 / 2)
+    assert g[0, 1].item() == pytest.approx((-2.0 + 0.1 * (1 - 2.0)) / 2 / 2)
+    assert g[0, 2].item() == 0.0 and g[1, 1].item() == 0.0
+    assert g[1, 0].item() == pytest.approx((1.0 + 0.1 * (1 - 0.5)) / 1 / 2)
+
+
+def test_beta_zero_needs_no_reference_and_beta_positive_does():
+    logp = torch.zeros(1, 2)
+    out = grpo_loss(logp, logp, torch.tensor([1.0]), torch.ones(1, 2), beta=0.0)
+    assert out.kl.item() == 0.0
+    with pytest.raises(ValueError):
+        grpo_loss(logp, logp, torch.tensor([1.0]), torch.ones(1, 2), beta=0.1)
