@@ -29,36 +29,42 @@ class MicroBatch:
     position_ids: torch.Tensor  # (b, P + T)
     completion_ids: torch.Tensor  # (b, T)
     completion_mask: torch.Tensor  # (b, T)
+    sampler_logprobs: torch.Tensor  # (b, T) log-probs the sampler reported (0 where unknown or padding)
 
     def to(self, device) -> "MicroBatch":
-        return MicroBatch(*(t.to(device) for t in (self.index, self.input_ids, self.attention_mask,
-                                                    self.position_ids, self.completion_ids, self.completion_mask)))
+        return MicroBatch(*(t.to(device) for t in (self.index, self.input_ids, self.attention_mask, self.position_ids,
+                                                    self.completion_ids, self.completion_mask, self.sampler_logprobs)))
 
 
 def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int,
-         index: Sequence[int] | None = None) -> MicroBatch:
+         index: Sequence[int] | None = None, logprobs: Sequence[Sequence[float]] | None = None) -> MicroBatch:
     b = len(prompts)
     width_p = max(len(p) for p in prompts)
     width_c = max(max(len(c) for c in completions), 1)
     input_ids = torch.full((b, width_p + width_c), pad_id, dtype=torch.long)
     attention = torch.zeros((b, width_p + width_c), dtype=torch.long)
     completion_mask = torch.zeros((b, width_c), dtype=torch.long)
+    sampler_logprobs = torch.zeros((b, width_c), dtype=torch.float32)
     for i, (p, c) in enumerate(zip(prompts, completions)):
+        if logprobs is not None:
+            sampler_logprobs[i, :len(logprobs[i])] = torch.tensor(list(logprobs[i]), dtype=torch.float32)
         input_ids[i, width_p - len(p):width_p] = torch.tensor(list(p), dtype=torch.long)
         input_ids[i, width_p:width_p + len(c)] = torch.tensor(list(c), dtype=torch.long)
         attention[i, width_p - len(p):width_p + len(c)] = 1
         completion_mask[i, :len(c)] = 1
     position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
     idx = torch.tensor(list(index) if index is not None else range(b), dtype=torch.long)
-    return MicroBatch(idx, input_ids, attention, position_ids, input_ids[:, width_p:].clone(), completion_mask)
+    return MicroBatch(idx, input_ids, attention, position_ids, input_ids[:, width_p:].clone(), completion_mask,
+                      sampler_logprobs)
 
 
 def micro_batches(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], size: int,
-                  pad_id: int) -> list[MicroBatch]:
+                  pad_id: int, logprobs: Sequence[Sequence[float]] | None = None) -> list[MicroBatch]:
     """Split a batch into micro-batches of similar total length (less padding, same math)."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(completions[i]))
     chunks = [order[i:i + size] for i in range(0, len(order), size)]
-    return [pack([prompts[i] for i in c], [completions[i] for i in c], pad_id, c) for c in chunks]
+    return [pack([prompts[i] for i in c], [completions[i] for i in c], pad_id, c,
+                 None if logprobs is None else [logprobs[i] for i in c]) for c in chunks]
 
 
 def completion_logits(model, mb: MicroBatch) -> torch.Tensor:  # (b, T, V)

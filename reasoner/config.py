@@ -205,8 +205,20 @@ class TrainConfig:
     """Clip the global gradient norm to this value (0 disables clipping)."""
     rewards: dict[str, float] = dataclasses.field(default_factory=lambda: {"task": 1.0})
     """Reward terms as NAME=WEIGHT: 'task' is each example's own verifier, other names are verifier plugins."""
-    sampler: str = "hf"
-    """Rollout engine: hf (transformers generate)."""
+    sampler: str = "auto"
+    """Rollout engine: vllm, hf (transformers generate), or auto (vllm when installed, else hf)."""
+    sampler_fallback: bool = False
+    """If the vLLM engine fails to start, warn and sample with transformers instead of stopping."""
+    old_logprobs: str = "learner"
+    """Denominator of the PPO ratio: learner (the learner re-scores the samples: exact) or sampler (the sampler's log-probs)."""
+    tis_cap: float = 0.0
+    """Truncated importance sampling: weight each token's surrogate by min(pi_learner/pi_sampler, cap); 0 turns it off."""
+    vllm_kv_cache_gib: int = 2
+    """vLLM on CPU: GiB of memory for the KV cache."""
+    vllm_gpu_memory_utilization: float = 0.4
+    """vLLM on GPU: fraction of GPU memory the engine may take (the learner needs the rest)."""
+    vllm_sleep: bool = True
+    """vLLM on GPU: free the engine's memory while the learner runs (sleep/wake each step)."""
     system_prompt: str | None = None
     """System message for chat models; empty keeps the chat template's own default."""
     eval_size: int = 200
@@ -245,7 +257,11 @@ class TrainConfig:
             raise ConfigError("beta must be >= 0, clip_eps and learning_rate > 0")
         if not self.rewards:
             raise ConfigError("at least one reward term is needed (e.g. --reward task=1)")
-        if self.sampler not in ("hf",):
-            raise ConfigError(f"unknown sampler {self.sampler!r} (known: hf)")
+        if self.sampler not in ("auto", "vllm", "hf"):
+            raise ConfigError(f"unknown sampler {self.sampler!r} (known: auto, vllm, hf)")
+        if self.old_logprobs not in ("learner", "sampler"):
+            raise ConfigError(f"old_logprobs must be learner or sampler (got {self.old_logprobs!r})")
+        if self.tis_cap < 0:
+            raise ConfigError(f"tis_cap must be >= 0 (got {self.tis_cap})")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype must be float32, bfloat16 or float16 (got {self.dtype!r})")

@@ -10,6 +10,10 @@ minimise, per token t of completion i with mask m:
 
 k3 (Schulman, http://joschu.net/blog/kl-approx.html) is unbiased for KL(pi_theta || pi_ref)
 on tokens sampled from pi_theta and is always >= 0.
+
+Truncated importance sampling (TIS, Yao et al. 2025, "Your efficient RL framework secretly
+brings you off-policy RL training"): when the sampler's probabilities differ from the learner's
+(other kernels, lower precision), ``pg_t`` is multiplied by ``min(pi_old_t / pi_sampler_t, C)``.
 """
 
 from __future__ import annotations
@@ -93,8 +97,11 @@ def grpo_loss(
     beta: float = 0.0,
     ref_logp: torch.Tensor | None = None,  # (B, T) log pi_ref; required when beta > 0
     num_sequences: int | None = None,  # the batch's sequence count when this is one micro-batch
+    is_weights: torch.Tensor | None = None,  # (B, T) importance weights on the surrogate (TIS), no grad
 ) -> GRPOLossOutput:
     pg, low, high = clipped_surrogate(logp, old_logp, advantages, clip_eps)
+    if is_weights is not None:
+        pg = pg * is_weights.detach()
     per_token = pg
     if beta > 0:
         if ref_logp is None:

@@ -41,6 +41,9 @@ class Sampler(Protocol):
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Make the next ``generate`` sample from these weights."""
 
+    def close(self) -> None:
+        """Release the engine."""
+
 
 def stop_token_ids(model, tokenizer) -> list[int]:
     ids = getattr(model.generation_config, "eos_token_id", None)
@@ -106,6 +109,9 @@ class HFSampler:
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             completions.append(Completion(ids, logprobs[i, :keep].tolist(), text, finish))
         return completions
+
+    def close(self) -> None:
+        pass
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy tensors that are not already this sampler's own (the shared-policy case costs nothing)."""

@@ -41,6 +41,7 @@ from reasoner.loss import grpo_loss
 from reasoner.prompts import encode_prompts
 from reasoner.rewards import TASK, Rewarder
 from reasoner.rollout import HFSampler, SamplingParams
+from reasoner.vllm_sampler import SamplerError, VLLMSampler, vllm_available
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class Run:
     policy: torch.nn.Module
     reference: torch.nn.Module | None
     tokenizer: object
-    sampler: HFSampler
+    sampler: HFSampler | VLLMSampler
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     rewarder: Rewarder
@@ -78,59 +79,67 @@ class Run:
 
 
 def learn(run: Run, prompt_ids: list[list[int]], completions: list, advantages: torch.Tensor) -> dict[str, float]:
-    """Steps 4-5: ``num_iterations`` optimizer steps on one rollout batch; returns learner stats."""
+    """Steps 4-5: ``num_iterations`` optimizer steps on one rollout batch; returns learner stats.
+
+    The ratio's denominator ``old`` is, with ``old_logprobs=learner``, the learner's own score of
+    the samples before this step's first update. The first pass computes it for free: all its
+    micro-batches run before the first optimizer step. With ``old_logprobs=sampler`` it is the
+    sampler's log-prob, so the ratio also absorbs any sampler/learner mismatch.
+    """
     cfg, policy = run.cfg, run.policy
-    pad = run.sampler.pad_id
-    batches = [mb.to(run.device) for mb in micro_batches(prompt_ids, [c.token_ids for c in completions],
-                                                         cfg.micro_batch_size, pad)]
+    batches = [mb.to(run.device) for mb in micro_batches(
+        prompt_ids, [c.token_ids for c in completions], cfg.micro_batch_size, run.sampler.pad_id,
+        [c.logprobs for c in completions])]
     n_seq = len(completions)
-    ref_logps, old_logps = [None] * len(batches), [None] * len(batches)
-    with torch.no_grad():
-        if run.reference is not None:
+    ref_logps: list[torch.Tensor | None] = [None] * len(batches)
+    if run.reference is not None:
+        with torch.no_grad():
             ref_logps = [score(run.reference, mb, cfg.temperature)[0] for mb in batches]
-        if cfg.num_iterations > 1:  # several passes: the ratio's denominator is fixed before the first update
-            old_logps = [score(policy, mb, cfg.temperature)[0] for mb in batches]
-    tok = {"n": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "lp_diff": 0.0}
+    old_logps: list[torch.Tensor | None] = [None] * len(batches)
+    tis: list[torch.Tensor | None] = [None] * len(batches)
+    tok = {"n": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "lp_diff": 0.0, "lp_kl": 0.0}
     losses, policy_losses, grad_norms = [], [], []
     for iteration in range(cfg.num_iterations):
         loss_sum = pg_sum = 0.0
-        for mb, ref_lp, old_lp in zip(batches, ref_logps, old_logps):
+        for k, mb in enumerate(batches):
             logp, ent = score(policy, mb, cfg.temperature, entropy=iteration == 0)
-            old = old_lp if old_lp is not None else logp.detach()
-            out = grpo_loss(logp, old, advantages[mb.index], mb.completion_mask, cfg.clip_eps, cfg.beta,
-                            ref_lp, num_sequences=n_seq)
+            mask = mb.completion_mask.float()
+            if iteration == 0:  # the policy has not moved yet: logp is pi_old
+                learner_old = logp.detach()
+                old_logps[k] = learner_old if cfg.old_logprobs == "learner" else mb.sampler_logprobs
+                if cfg.tis_cap > 0 and cfg.old_logprobs == "learner":
+                    tis[k] = torch.exp(learner_old - mb.sampler_logprobs).clamp(max=cfg.tis_cap)
+                delta = learner_old - mb.sampler_logprobs  # log pi_learner - log pi_sampler, sampled tokens
+                tok["n"] += mask.sum().item()
+                tok["entropy"] += (ent * mask).sum().item()
+                tok["lp_diff"] += (delta.abs() * mask).sum().item()
+                tok["lp_kl"] += ((torch.exp(delta) - delta - 1) * mask).sum().item()  # k3 of KL(sampler || learner)
+            out = grpo_loss(logp, old_logps[k], advantages[mb.index], mb.completion_mask, cfg.clip_eps, cfg.beta,
+                            ref_logps[k], num_sequences=n_seq, is_weights=tis[k])
             out.loss.backward()
             loss_sum += out.loss.item()
             pg_sum += out.policy_loss.item()
-            mask = mb.completion_mask.float()
             n_tok = mask.sum().item()
             tok["kl"] += out.kl.item() * n_tok
             tok["clip_low"] += out.clip_low.item() * n_tok
             tok["clip_high"] += out.clip_high.item() * n_tok
-            if iteration == 0:
-                tok["n"] += n_tok
-                tok["entropy"] += (ent * mask).sum().item()
-                sampler_lp = torch.zeros_like(logp)
-                for row, i in enumerate(mb.index.tolist()):
-                    lps = completions[i].logprobs
-                    sampler_lp[row, :len(lps)] = torch.tensor(lps, device=logp.device)
-                tok["lp_diff"] += ((logp.detach() - sampler_lp).abs() * mask).sum().item()
-        norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
+        max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), max_norm)
         run.optimizer.step()
         run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
         losses.append(loss_sum)
         policy_losses.append(pg_sum)
         grad_norms.append(float(norm))
-    n_all = max(tok["n"], 1.0)
-    passes = cfg.num_iterations
+    n_tok_all = max(tok["n"], 1.0) * cfg.num_iterations
+    n_first = max(tok["n"], 1.0)
     return {
         "loss/total": fmean(losses), "loss/policy": fmean(policy_losses),
-        "kl/ref": tok["kl"] / (n_all * passes), "clip/frac_low": tok["clip_low"] / (n_all * passes),
-        "clip/frac_high": tok["clip_high"] / (n_all * passes),
-        "clip/frac": (tok["clip_low"] + tok["clip_high"]) / (n_all * passes),
-        "entropy": tok["entropy"] / n_all, "logprobs/sampler_abs_diff": tok["lp_diff"] / n_all,
-        "grad/norm": fmean(grad_norms), "lr": run.scheduler.get_last_lr()[0],
+        "kl/ref": tok["kl"] / n_tok_all, "clip/frac_low": tok["clip_low"] / n_tok_all,
+        "clip/frac_high": tok["clip_high"] / n_tok_all, "clip/frac": (tok["clip_low"] + tok["clip_high"]) / n_tok_all,
+        "entropy": tok["entropy"] / n_first, "logprobs/sampler_abs_diff": tok["lp_diff"] / n_first,
+        "logprobs/sampler_kl": tok["lp_kl"] / n_first, "grad/norm": fmean(grad_norms),
+        "lr": run.scheduler.get_last_lr()[0],
     }
 
 
@@ -156,8 +165,9 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     advantages = grpo_advantages(rewards, scale=cfg.scale_rewards).flatten().to(run.device)
     # 4-5. loss and optimizer step(s), then sync the sampler
     stats = learn(run, flat_prompts, completions, advantages)
-    run.sampler.load_weights(run.policy.named_parameters())
     t3 = time.perf_counter()
+    run.sampler.load_weights(run.policy.named_parameters())  # the next rollout samples from the new policy
+    t4 = time.perf_counter()
     # 6. log
     lengths = [len(c.token_ids) for c in completions]
     metrics = {
@@ -170,8 +180,9 @@ def train_step(run: Run, step: int) -> dict[str, float]:
         **stats,
         "completion/len_mean": fmean(lengths), "completion/len_max": max(lengths),
         "completion/truncated_frac": fmean([c.finish_reason == "length" for c in completions]),
-        "time/generate": t1 - t0, "time/verify": t2 - t1, "time/learn": t3 - t2, "time/step": t3 - t0,
-        "throughput/tokens_per_s": sum(lengths) / (t3 - t0), "throughput/gen_tokens_per_s": sum(lengths) / (t1 - t0),
+        "time/generate": t1 - t0, "time/verify": t2 - t1, "time/learn": t3 - t2, "time/weight_sync": t4 - t3,
+        "time/step": t4 - t0,
+        "throughput/tokens_per_s": sum(lengths) / (t4 - t0), "throughput/gen_tokens_per_s": sum(lengths) / (t1 - t0),
     }
     checkpoint.append_jsonl(run.dir / "metrics.jsonl", metrics)
     for g, ex in enumerate(examples):
@@ -253,8 +264,29 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
         scheduler.load_state_dict(state["scheduler"])
         checkpoint.set_rng_state(state["rng"])
     train_examples, train_prompt_ids = _encode_train(tokenizer, list(train_task), cfg)
-    return Run(cfg, run_dir, policy, reference, tokenizer, HFSampler(policy, tokenizer), optimizer, scheduler,
+    sampler = make_sampler(cfg, state["model_dir"] if state else base, policy, tokenizer,
+                           max_len=max(len(p) for p in train_prompt_ids) + cfg.max_new_tokens)
+    return Run(cfg, run_dir, policy, reference, tokenizer, sampler, optimizer, scheduler,
                rewarder, train_examples, train_prompt_ids, eval_examples, device)
+
+
+def make_sampler(cfg: TrainConfig, model_dir: str, policy, tokenizer, max_len: int):
+    """The rollout engine of the settings: vLLM (built from the policy's current weights) or transformers."""
+    name = cfg.sampler
+    if name == "auto":
+        name = "vllm" if vllm_available() else "hf"
+    if name == "hf":
+        return HFSampler(policy, tokenizer)
+    try:
+        return VLLMSampler(model_dir, tokenizer, dtype=cfg.dtype, seed=cfg.seed,
+                           max_model_len=max(max_len, 2 * cfg.max_prompt_tokens) + cfg.max_new_tokens,
+                           gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                           kv_cache_gib=cfg.vllm_kv_cache_gib, sleep_between_steps=cfg.vllm_sleep)
+    except SamplerError as exc:
+        if not cfg.sampler_fallback:
+            raise
+        log.warning("%s; falling back to the transformers sampler", exc.message)
+        return HFSampler(policy, tokenizer)
 
 
 def held_out_accuracy(run: Run, label: str, show: bool) -> dict | None:
@@ -294,6 +326,23 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     dump_yaml(cfg, run_dir / "config.yaml")
 
     run = setup(cfg, run_dir, state)
+    try:
+        history, before, after, start = _loop(run, state, show_progress)
+    finally:
+        run.sampler.close()
+        run.rewarder.close()
+    sampler_name = "vllm" if isinstance(run.sampler, VLLMSampler) else "hf"
+    summary = _summary(cfg, history, before, after, time.perf_counter() - wall, start, sampler_name)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    for label, result in (("before", before), ("after", after)):
+        if result:
+            (run_dir / f"eval_{label}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result["records"]))
+    return summary
+
+
+def _loop(run: Run, state: dict | None, show_progress: bool):
+    """Evaluate, train ``steps`` steps with checkpoints, evaluate again."""
+    cfg, run_dir = run.cfg, run.dir
     start = state["step"] if state else 0
     before = state.get("eval_before") if state else held_out_accuracy(run, "before", show_progress)
     if before and not state:
@@ -322,13 +371,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     after = held_out_accuracy(run, "after", show_progress)
     if after:
         checkpoint.append_jsonl(run_dir / "metrics.jsonl", {"step": cfg.steps, "eval/accuracy": after["accuracy"]})
-    run.rewarder.close()
-    summary = _summary(cfg, history, before, after, time.perf_counter() - wall, start)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    for label, result in (("before", before), ("after", after)):
-        if result:
-            (run_dir / f"eval_{label}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result["records"]))
-    return summary
+    return history, before, after, start
 
 
 def _save(run: Run, step: int, before: dict | None) -> None:
@@ -336,7 +379,7 @@ def _save(run: Run, step: int, before: dict | None) -> None:
                     {"eval_before": before}, keep=run.cfg.keep_checkpoints)
 
 
-def _summary(cfg: TrainConfig, history: list[dict], before, after, wall: float, start: int) -> dict:
+def _summary(cfg: TrainConfig, history: list[dict], before, after, wall: float, start: int, sampler: str) -> dict:
     def mean(key):
         values = [m[key] for m in history if key in m]
         return round(fmean(values), 4) if values else None
@@ -350,7 +393,9 @@ def _summary(cfg: TrainConfig, history: list[dict], before, after, wall: float, 
         "train_reward_first": history[0]["reward/mean"] if history else None,
         "train_reward_last10": round(fmean([m["reward/mean"] for m in history[-10:]]), 4) if history else None,
         "train_reward_std_last10": round(pstdev([m["reward/mean"] for m in history[-10:]]), 4) if len(history) > 1 else None,
-        "seconds_per_step": {k.split("/")[1]: mean(k) for k in ("time/generate", "time/verify", "time/learn", "time/step")},
+        "seconds_per_step": {k.split("/")[1]: mean(k) for k in ("time/generate", "time/verify", "time/learn",
+                                                                "time/weight_sync", "time/step")},
+        "sampler": sampler,
         "settings": asdict(cfg),
     }
     return out

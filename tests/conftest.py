@@ -17,8 +17,11 @@ CHAT_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{%
                  "{% if add_generation_prompt %}<assistant>{% endif %}")
 
 
-def build_tiny_model(path: Path, seed: int = 0, layers: int = 2, hidden: int = 64) -> Path:
-    """A randomly initialised 2-layer Llama (~0.1M parameters) and a char-level tokenizer."""
+def build_tiny_model(path: Path, seed: int = 0, layers: int = 2, hidden: int = 64, heads: int = 2,
+                     kv_heads: int = 1) -> Path:
+    """A randomly initialised 2-layer Llama (~0.1M parameters) and a char-level tokenizer.
+
+    Head size 32: the smallest vLLM's CPU attention kernels accept."""
     import torch
     from tokenizers import Tokenizer, decoders, models
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -31,7 +34,7 @@ def build_tiny_model(path: Path, seed: int = 0, layers: int = 2, hidden: int = 6
     tokenizer.chat_template = CHAT_TEMPLATE
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(vocab), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
                          max_position_embeddings=512, pad_token_id=0, eos_token_id=1, bos_token_id=None,
                          tie_word_embeddings=True)
     model = LlamaForCausalLM(config)

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from reasoner.cli import main
 
-FAST = ["--prompts-per-step", "2", "--group-size", "4", "--max-new-tokens", "6", "--micro-batch-size", "4",
+FAST = ["--sampler", "hf", "--prompts-per-step", "2", "--group-size", "4", "--max-new-tokens", "6", "--micro-batch-size", "4",
         "--learning-rate", "1e-3", "--quiet"]
 
 
@@ -96,7 +96,7 @@ def test_before_after_evaluation_on_held_out_split(tiny_model, tmp_path):
     (["--config", "/no/such.yaml"], "config file not found"),
 ])
 def test_bad_input_is_one_line(args, message, tiny_model, tmp_path):
-    base = ["train", "--model", tiny_model, "--steps", "1", "--output", tmp_path / "r", "--quiet"]
+    base = ["train", "--model", tiny_model, "--sampler", "hf", "--steps", "1", "--output", tmp_path / "r", "--quiet"]
     r = invoke(*base, *args)
     assert r.exit_code != 0
     assert message in r.output
