@@ -115,6 +115,19 @@ class Container:
         text = self.log.decode("utf-8", "replace").strip()
         return f": {text[-500:]}" if text else ""
 
+    def idle_and_alive(self) -> bool:
+        """False when the container went away while it had no job (nothing to read, no EOF)."""
+        import socket
+        try:
+            self.sock.setblocking(False)
+            return self.sock.recv(1, socket.MSG_PEEK) != b""
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        finally:
+            self.sock.setblocking(True)
+
     def send(self, frame: dict, deadline: float) -> None:
         self.sock.settimeout(max(0.001, deadline - time.monotonic()))
         try:
@@ -249,6 +262,11 @@ class Sandbox:
     def container_ids(self) -> list[str]:
         return [c.id for c in self._containers if c is not None]
 
+    def runner_info(self) -> dict:
+        """What a runner reported when it started: pid, uid, Python version, whether g++ exists."""
+        self.start()
+        return next((c.info for c in self._containers if c is not None), {})
+
     # ---- running ----------------------------------------------------------------------------
 
     def submit(self, job: Job) -> "Future[Execution]":
@@ -295,6 +313,9 @@ class Sandbox:
             return sandbox_error(f"the job asks for {limits.memory_mb} MiB but this pool's containers were "
                                  f"made for {self.limits.memory_mb} MiB; create the Sandbox with a larger limit")
         container = self._containers[slot]
+        if container is not None and not container.idle_and_alive():
+            self._replace(slot)  # it died between jobs: not this job's doing
+            container = None
         if container is None:
             try:
                 container = self._containers[slot] = Container(self.image, self.limits.memory_mb)

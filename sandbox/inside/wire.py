@@ -18,6 +18,7 @@ import math
 import os
 import select
 import time
+import types
 
 HEADER = 4
 MAX_FRAME = 64 << 20  # a frame larger than this is a protocol violation
@@ -148,7 +149,6 @@ def _encode_other(value, to_ref, depth):
 
 
 def _is_iterator(value) -> bool:
-    import types
     return isinstance(value, (types.GeneratorType, map, filter, zip, enumerate, reversed)) or (
         type(value).__name__.endswith("iterator") and type(value).__module__ == "builtins")
 
