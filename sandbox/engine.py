@@ -65,8 +65,8 @@ def require_image(api, image: str = IMAGE) -> dict:
     try:
         return api.inspect_image(image)
     except docker.errors.ImageNotFound:
-        raise SandboxUnavailable(f"the sandbox image {image} is missing: build it with `reasoner sandbox build`"
-                                 + ("" if image == IMAGE else f" --tag {image}")) from None
+        command = "reasoner sandbox build" + ("" if image == IMAGE else f" --tag {image}")
+        raise SandboxUnavailable(f"the sandbox image {image} is missing: build it with `{command}`") from None
     except docker.errors.APIError as exc:
         raise SandboxUnavailable(f"cannot inspect the sandbox image {image}: {_short(exc)}") from None
 

@@ -25,7 +25,7 @@ import re
 from concurrent.futures import Future
 from typing import Any, Sequence
 
-from sandbox import Case, Execution, FunctionTests, Job, Limits, StdioTests
+from sandbox import LANGUAGES, Case, Execution, FunctionTests, Job, Limits, StdioTests
 from verifiers import Verdict, Verifier
 
 EXTRACT = ("last_block", "first_block", "whole")
@@ -71,6 +71,8 @@ def tests_of(reference: Any) -> tuple[FunctionTests | StdioTests, str]:
     if not isinstance(reference, dict):
         raise ValueError(f"a code reference is a dict with 'tests' or 'cases', not {type(reference).__name__}")
     language = reference.get("language", "python")
+    if language not in LANGUAGES:
+        raise ValueError(f"'language' must be one of {', '.join(LANGUAGES)}, not {language!r}")
     if "cases" in reference:
         cases = reference["cases"]
         if not isinstance(cases, (list, tuple)) or not cases:

@@ -69,16 +69,29 @@ def _describe(exc: BaseException) -> dict:
     return {"type": type(exc).__name__[:100], "message": message}
 
 
-def _print_traceback() -> None:
-    """The current exception's traceback on stderr, without this module's own frames."""
+def _traceback() -> str:
+    """The current exception's traceback, without this module's own frames."""
     try:
         kind, value, tb = sys.exc_info()
         while tb is not None and tb.tb_frame.f_code.co_filename.startswith("/sandbox/"):
             tb = tb.tb_next
-        traceback.print_exception(kind, value, tb, file=sys.stderr)
+        return "".join(traceback.format_exception(kind, value, tb))[-8000:]
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def _print_traceback() -> None:
+    try:
+        sys.stderr.write(_traceback())
         sys.stderr.flush()
     except Exception:  # noqa: BLE001
         pass
+
+
+def _remember_source(program: str) -> None:
+    """Let tracebacks quote the program's lines, as they would for a file."""
+    import linecache
+    linecache.cache["<program>"] = (len(program), None, program.splitlines(True), "<program>")
 
 
 def _flush() -> None:
@@ -145,6 +158,7 @@ def serve_functions(sock: socket.socket, program: str, memory_mb: int, timeout: 
     """Load the program, report its callables, then run each call the harness sends."""
     apply_limits(memory_mb, timeout + 1)
     objects = Objects()
+    _remember_source(program)
     try:
         code = compile(program, "<program>", "exec")
     except (SyntaxError, ValueError) as exc:
@@ -179,9 +193,8 @@ def serve_functions(sock: socket.socket, program: str, memory_mb: int, timeout: 
             return
         except MemoryError:
             reply = {"raise": {"type": "MemoryError", "message": ""}}
-        except BaseException as exc:  # noqa: BLE001
-            _print_traceback()
-            reply = {"raise": _describe(exc)}
+        except BaseException as exc:  # noqa: BLE001 - shown by the harness if the tests did not expect it
+            reply = {"raise": {**_describe(exc), "traceback": _traceback()}}
         _flush()
         _send(sock, reply)
 
@@ -215,6 +228,7 @@ def _perform(msg: dict, objects: Objects):
 def serve_stdio(sock: socket.socket, program: str, language: str, memory_mb: int, timeout: float) -> None:
     """Compile once, then run one fresh process per case the harness asks for."""
     if language == "python":
+        _remember_source(program)
         try:
             code = compile(program, "<program>", "exec")
         except (SyntaxError, ValueError) as exc:

@@ -49,9 +49,11 @@ def raised(info: dict) -> BaseException:
                 cls = None
         cls = _RAISED.setdefault(name, cls or type(name, (ProgramError,), {}))
     try:
-        return cls(message)
+        exc = cls(message)
     except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError needs five arguments
-        return type(name, (ProgramError,), {})(message)
+        exc = type(name, (ProgramError,), {})(message)
+    exc.program_traceback = str(info.get("traceback", ""))
+    return exc
 
 
 class Link:
@@ -289,6 +291,7 @@ def run_function_tests(link: Link, tests: dict) -> dict:
         raise
     except ProgramError as exc:
         status = "memory" if isinstance(exc, MemoryError) else "runtime_error"
+        _show(getattr(exc, "program_traceback", ""))
         return {"status": status, "details": _failure(exc, source_lines)}
     except BaseException as exc:  # noqa: BLE001 - AssertionError and anything else the tests raise
         return {"status": "failed", "details": _failure(exc, source_lines)}
@@ -297,6 +300,15 @@ def run_function_tests(link: Link, tests: dict) -> dict:
     if link.calls == 0:
         return {"status": "failed", "details": {"error": "the tests never called the program"}}
     return {"status": "passed", "details": {}}
+
+
+def _show(text: str) -> None:
+    """Put the program's traceback in the job's stderr (fd 2), where Python would have put it."""
+    if text:
+        try:
+            os.write(2, text.encode("utf-8", "replace"))
+        except OSError:
+            pass
 
 
 def _failure(exc: BaseException, source_lines: list[str]) -> dict:

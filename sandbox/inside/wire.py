@@ -95,8 +95,9 @@ class Ref:
 # ---- encoding (either side) -------------------------------------------------------------------
 
 def encode(value, to_ref=None, depth: int = 0):
-    """``value`` as tagged JSON. Objects that are not plain data become ``ref`` tags through
-    ``to_ref(value) -> Ref`` (the program's side); without ``to_ref`` they are a TypeError."""
+    """``value`` as tagged JSON. Subclasses of plain types cross as their base type, iterators
+    as the list of their items; other objects become ``ref`` tags through ``to_ref(value) -> Ref``
+    (the program's side); without ``to_ref`` they are a TypeError."""
     if depth > MAX_DEPTH:
         raise WireError("value nested too deeply")
     t = type(value)
@@ -123,9 +124,11 @@ def encode(value, to_ref=None, depth: int = 0):
         return {"$": "range", "v": [value.start, value.stop, value.step]}
     if t is Ref:
         return {"$": "ref", "v": value.id}
-    if to_ref is None:
-        raise TypeError(f"a {t.__name__} cannot be passed to the program (plain data only)")
-    return _encode_other(value, to_ref, depth)
+    return _encode_other(value, to_ref or _no_ref, depth)
+
+
+def _no_ref(value) -> Ref:
+    raise TypeError(f"a {type(value).__name__} cannot be passed to the program (plain data only)")
 
 
 def _encode_other(value, to_ref, depth):
