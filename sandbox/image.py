@@ -41,6 +41,7 @@ CHANGES = [f"LABEL reasoner.sandbox.recipe={RECIPE}", "USER 10001:10001", "WORKD
 DOCKERFILE = f"""\
 ARG BASE={DEFAULT_BASE}
 FROM $BASE
+USER root
 ARG CPP=1
 RUN set -e; \\
     if [ "$CPP" = 1 ]; then \\
@@ -57,16 +58,16 @@ WORKDIR /tmp
 Log = Callable[[str], None]
 
 
-def default_mirror() -> str:
+def default_mirror(apt: str = "/etc/apt") -> str:
     """The Debian mirror this machine's apt uses (deb822 or one-line sources), else deb.debian.org."""
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+    for path in sorted(glob.glob(f"{apt}/sources.list.d/*.sources")):
         with open(path, encoding="utf-8", errors="replace") as f:
             for stanza in f.read().split("\n\n"):
                 uris = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
                 suites = re.search(r"^Suites:\s*(.+)$", stanza, re.M)
                 if uris and suites and SUITE in suites.group(1).split() and "security" not in uris.group(1):
                     return uris.group(1)
-    for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]:
+    for path in [f"{apt}/sources.list", *sorted(glob.glob(f"{apt}/sources.list.d/*.list"))]:
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
                 for line in f:
