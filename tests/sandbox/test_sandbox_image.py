@@ -67,4 +67,8 @@ def test_dockerfile_route(single):
             assert sandbox.run("print(6 * 7)\n", StdioTests((Case("", "42"),))).status == "passed"
     finally:
         api.remove_image(tag, force=True)
+        base = api.inspect_image(engine.IMAGE)["Id"]
+        for leftover in api.images(all=True, filters={"dangling": True}):  # the build's cached steps
+            if api.inspect_image(leftover["Id"])["Parent"] == base:
+                api.remove_image(leftover["Id"], force=True)
         api.close()
