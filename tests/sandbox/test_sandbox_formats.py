@@ -98,6 +98,11 @@ def test_exceptions_the_tests_expect(pool):
     assert "raise ValueError('zero')" in unexpected.stderr  # the program's traceback, as Python shows it
 
 
+def test_broken_tests_are_a_sandbox_error(pool):
+    run = pool.run(ADD, FunctionTests("assert add(1, 2) == 3 +"))
+    assert run.status == "sandbox_error" and "the tests do not compile" in run.details["error"]
+
+
 def test_load_failures(pool):
     syntax = pool.run("def add(a, b)\n    return a + b\n", FunctionTests("assert add(1, 2) == 3"))
     assert syntax.status == "compile_error"

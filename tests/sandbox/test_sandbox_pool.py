@@ -53,7 +53,11 @@ def test_hardening_as_docker_reports_it(single, api):
         "none", True, ["ALL"], ["no-new-privileges"])
     assert host["Memory"] == host["MemorySwap"] == engine.memory_limit_mb(single.limits.memory_mb) << 20
     assert (host["PidsLimit"], host["NanoCpus"], host["LogConfig"]["Type"]) == (engine.PIDS, 10 ** 9, "none")
-    assert info["Config"]["User"] == engine.USER and not host["Binds"]
+    assert info["Config"]["User"] == engine.USER and not host["Binds"] and not info["Mounts"]
+    assert info["Config"]["Hostname"] == "sandbox"
+    assert {e.split("=")[0] for e in info["Config"]["Env"]} <= {"PATH", "HOME", "TMPDIR", "LANG",
+                                                                "PYTHONDONTWRITEBYTECODE"}
+    assert (info["Config"]["OpenStdin"], info["Config"]["StdinOnce"], host["AutoRemove"]) == (True, True, False)
 
 
 def test_a_container_that_dies_between_jobs_is_replaced(single, api):
@@ -62,6 +66,15 @@ def test_a_container_that_dies_between_jobs_is_replaced(single, api):
     time.sleep(0.5)
     assert single.run(*ADD).passed  # the job goes to a fresh container, not to the dead one
     assert single.replaced == before + 1
+
+
+def test_a_container_killed_during_a_job(single, api):
+    job = single.submit(Job("import time\ndef f():\n    time.sleep(30)\n", FunctionTests("assert f() is None")))
+    time.sleep(0.3)
+    api.kill(single.container_ids()[0])
+    run = job.result(timeout=30)
+    assert run.status == "runtime_error" and "the container died during the job" in run.details["error"], run
+    assert single.run(*ADD).passed
 
 
 def test_wall_clock_kill_from_outside(api):
