@@ -19,6 +19,7 @@ LABEL = "reasoner.sandbox"
 OWNER = "reasoner.sandbox.owner"
 USER = "10001:10001"     # no such user on the host; not root inside
 TMPFS_MB = 64            # /tmp, the only writable directory (also counted in the memory limit)
+TMPFS_FILES = 8192       # files and directories in /tmp (bounds the cleanup after a job)
 SHM_MB = 16              # /dev/shm
 HEADROOM_MB = 256        # runner, zygote, harness and g++ on top of a job's own memory
 PIDS = 64                # processes and threads in one container
@@ -88,7 +89,7 @@ def container_settings(image: str, job_memory_mb: int) -> dict[str, Any]:
     host_config = dict(
         network_mode="none",                       # no interface but loopback: no traffic out or in
         read_only=True,                            # the image cannot be changed by a job
-        tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={TMPFS_MB}m,mode=1777"},  # the one work dir, capped
+        tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={TMPFS_MB}m,nr_inodes={TMPFS_FILES},mode=1777"},  # capped
         shm_size=f"{SHM_MB}m",
         mem_limit=memory,                          # cgroup memory limit for everything in the container
         memswap_limit=memory,                      # ... with no swap on top

@@ -247,6 +247,13 @@ class Sandbox:
             self._queue.put(None)
         for t in threads:
             t.join(timeout=30)
+        while True:  # jobs submitted while closing
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None and item[1].set_running_or_notify_cancel():
+                item[1].set_result(sandbox_error("the Sandbox was closed"))
         for slot, container in enumerate(self._containers):
             if container is not None:
                 container.stop()

@@ -38,7 +38,7 @@ _RAISED: dict[str, type] = {}
 def raised(info: dict) -> BaseException:
     """An exception to raise in the tests for one the program raised: a subclass of the built-in
     exception of the same name (so ``except ValueError`` in tests works) and of ProgramError."""
-    name, message = str(info.get("type", "Exception")), str(info.get("message", ""))
+    name, message = str(info.get("type", "Exception"))[:100], str(info.get("message", ""))[:2000]
     cls = _RAISED.get(name)
     if cls is None:
         base = getattr(builtins, name, None)

@@ -175,7 +175,10 @@ def supervise(job: dict, zygote: Zygote, oom_before: int | None) -> dict:
         for fd in (out_r, err_r):  # what is already in the pipes, without waiting for more
             os.set_blocking(fd, False)
             try:
-                while fd in open_fds and (chunk := os.read(fd, 1 << 16)):
+                for _ in range(64):  # bounded: a process left behind may still be writing
+                    chunk = os.read(fd, 1 << 16) if fd in open_fds else b""
+                    if not chunk:
+                        break
                     totals[fd] += len(chunk)
                     streams[fd] += chunk[:max(0, cap - len(streams[fd]))]
             except BlockingIOError:

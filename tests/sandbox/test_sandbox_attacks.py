@@ -334,9 +334,18 @@ def test_disk_fill_is_capped_and_wiped(single, still_works):
             return written
         def biggest():
             return max(os.path.getsize(f'/tmp/{n}') for n in os.listdir('/tmp') if n.startswith('fill'))
+        def files():
+            n = 0
+            try:
+                while True:
+                    open(f'/tmp/empty{n}', 'w').close()
+                    n += 1
+            except OSError:
+                return n
         """)
-    run = single.run(fill, FunctionTests("assert f() <= 64 * 2**20\nassert biggest() <= 16 * 2**20"), SHORT)
-    assert run.status == "passed", run  # /tmp holds 64 MiB, a file at most 16 MiB
+    tests = "assert f() <= 64 * 2**20\nassert biggest() <= 16 * 2**20\nassert files() < 8192"
+    run = single.run(fill, FunctionTests(tests), SHORT)
+    assert run.status == "passed", run  # /tmp holds 64 MiB, 8192 files, a file at most 16 MiB
     after = single.run("import os\ndef f():\n    return os.listdir('/tmp') + os.listdir('/dev/shm')\n",
                        FunctionTests("assert f() == []"), SHORT)
     assert after.status == "passed", after
