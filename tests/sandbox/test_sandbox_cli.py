@@ -66,7 +66,8 @@ def test_no_docker_is_one_line_with_the_fix(files):
     env = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
     result = invoke("run", str(files / "add.py"), env=env)
     assert result.exit_code == 1
-    assert result.output.startswith("Error: cannot reach the Docker daemon") and "start the Docker engine" in result.output
+    assert result.output.startswith("Error: cannot reach the Docker daemon")
+    assert "start the Docker engine" in result.output
     assert "Traceback" not in result.output and result.output.count("\n") == 1
     result = invoke("check", env=env)
     assert result.exit_code == 1 and result.output.startswith("FAIL  docker daemon: cannot reach")

@@ -90,7 +90,13 @@ def test_objects_stay_in_the_program_and_answer_as_data(pool):
 
 def test_exceptions_the_tests_expect(pool):
     program = "def inv(x):\n    if x == 0:\n        raise ValueError('zero')\n    return 1 / x\n"
-    tests = "try:\n    inv(0)\n    raise AssertionError('no error')\nexcept ValueError as e:\n    assert str(e) == 'zero'\n"
+    tests = textwrap.dedent("""
+        try:
+            inv(0)
+            raise AssertionError('no error')
+        except ValueError as e:
+            assert str(e) == 'zero'
+        """)
     assert pool.run(program, FunctionTests(tests + "assert inv(2) == 0.5")).status == "passed"
     unexpected = pool.run(program, FunctionTests("assert inv(0) == 0"))
     assert unexpected.status == "runtime_error"

@@ -30,13 +30,13 @@ def test_canonical_solutions_all_pass(pool):
     problems = humaneval()
     assert len(problems) == 164
     runs = pool.run_many(job(p, p["prompt"] + p["canonical_solution"]) for p in problems)
-    failed = {p["task_id"]: (r.status, r.details) for p, r in zip(problems, runs) if not r.passed}
+    failed = {p["task_id"]: (r.status, r.details) for p, r in zip(problems, runs, strict=True) if not r.passed}
     assert failed == {}
 
 
 def test_prompts_without_a_body_all_fail(pool):
     problems = humaneval()
     runs = pool.run_many(job(p, p["prompt"]) for p in problems)
-    passed = [p["task_id"] for p, r in zip(problems, runs) if r.passed]
+    passed = [p["task_id"] for p, r in zip(problems, runs, strict=True) if r.passed]
     assert passed == []
     assert {r.status for r in runs} <= {"failed", "runtime_error", "compile_error"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import textwrap
 
 import pytest
 
@@ -48,9 +49,19 @@ def test_built_image_fits_its_budget_and_has_no_setuid_files(single):
     assert info["current"] and info["size_mb"] <= image.BUDGET_MB
     runner = single.runner_info()
     assert runner["uid"] == 10001 and runner["pid"] == 1 and runner["python"].startswith("3.")
-    walk = ("import os, stat\nn = 0\nfor d, _, fs in os.walk('/'):\n    if d.startswith(('/proc', '/sys')):\n"
-            "        continue\n    for f in fs:\n        try:\n            m = os.lstat(os.path.join(d, f)).st_mode\n"
-            "        except OSError:\n            continue\n        n += bool(m & (stat.S_ISUID | stat.S_ISGID))\nprint(n)\n")
+    walk = textwrap.dedent("""
+        import os, stat
+        n = 0
+        for folder, _, names in os.walk('/'):
+            if folder.startswith(('/proc', '/sys')):
+                continue
+            for name in names:
+                try:
+                    n += bool(os.lstat(os.path.join(folder, name)).st_mode & (stat.S_ISUID | stat.S_ISGID))
+                except OSError:
+                    pass
+        print(n)
+        """)
     run = single.run(walk, StdioTests((Case("", "0"),)))
     assert run.status == "passed", run
 
