@@ -45,12 +45,18 @@ def apply_limits(memory_mb: int, cpu_seconds: float, untrusted: bool = True) -> 
     resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if untrusted:
-        try:  # the out-of-memory killer takes this process first (it can only go up, never down)
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write("1000")
-        except OSError:
-            pass
+        # Dumpable again: this process holds nothing but the program, and /proc/self then works
+        # as usual for it (the harness and the runner stay not dumpable).
+        set_dumpable(True)
+        with open("/proc/self/oom_score_adj", "w") as f:  # the out-of-memory killer takes this one first
+            f.write("1000")
         os.nice(NICE)
+
+
+def set_dumpable(on: bool) -> None:
+    import ctypes
+    if ctypes.CDLL(None, use_errno=True).prctl(4, int(on), 0, 0, 0) != 0:  # PR_SET_DUMPABLE
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
 
 
 def _send(sock: socket.socket, obj) -> None:

@@ -32,6 +32,7 @@ import sys
 import time
 
 from sandbox.inside import wire
+from sandbox.inside.candidate import set_dumpable
 from sandbox.inside.harness import oom_kills
 
 WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
@@ -41,13 +42,6 @@ PRELOAD = ("array bisect collections copy dataclasses datetime decimal enum frac
 MAX_RESULT = 32 << 20
 IGNORED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTSTP",
                    "SIGTTIN", "SIGTTOU", "SIGPIPE", "SIGXFSZ", "SIGXCPU", "SIGVTALRM", "SIGPROF")
-
-
-def set_not_dumpable() -> None:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE = 4
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
 def ignore_signals() -> None:
@@ -286,7 +280,7 @@ def _empty(top: str) -> None:
 # ---- main loop -------------------------------------------------------------------------------
 
 def main() -> None:
-    set_not_dumpable()
+    set_dumpable(False)
     ignore_signals()
     os.chdir("/tmp")
     zygote = Zygote()

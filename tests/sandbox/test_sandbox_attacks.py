@@ -140,6 +140,20 @@ def test_killing_the_harness_or_the_runner_scores_zero(single, still_works, targ
     still_works(single)
 
 
+def test_the_program_runs_under_its_rlimits(single):
+    src = program("""
+        import os, resource
+        def limits():
+            names = ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_CORE")
+            return [resource.getrlimit(getattr(resource, n))[0] for n in names]
+        def priority():
+            return [open("/proc/self/oom_score_adj").read().strip(), os.nice(0)]
+        """)
+    tests = "assert limits() == [512 * 2**20, 3, 16 * 2**20, 64, 0], limits()\nassert priority() == ['1000', 5]"
+    run = single.run(src, FunctionTests(tests), SHORT)
+    assert run.status == "passed", run
+
+
 # ---- output --------------------------------------------------------------------------------------
 
 def test_a_gigabyte_of_stdout_is_capped(single, still_works):

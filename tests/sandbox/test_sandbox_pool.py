@@ -58,6 +58,9 @@ def test_hardening_as_docker_reports_it(single, api):
     assert {e.split("=")[0] for e in info["Config"]["Env"]} <= {"PATH", "HOME", "TMPDIR", "LANG",
                                                                 "PYTHONDONTWRITEBYTECODE"}
     assert (info["Config"]["OpenStdin"], info["Config"]["StdinOnce"], host["AutoRemove"]) == (True, True, False)
+    assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {"nofile": engine.OPEN_FILES, "core": 0}
+    assert host["IpcMode"] == "private" and host["Sysctls"]["kernel.shmmax"] == "0"
+    assert "nr_inodes=8192" in host["Tmpfs"]["/tmp"] and host["ShmSize"] == engine.SHM_MB << 20
 
 
 def test_a_container_that_dies_between_jobs_is_replaced(single, api):
