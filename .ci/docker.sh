@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Docker engine and sandbox image for CI. Idempotent; runs as root on a fresh Debian machine.
-#   PYTHON=/path/to/venv/bin/python .ci/docker.sh
+#   .ci/docker.sh                                   # uses .venv/bin/python when it exists
+#   PYTHON=/path/to/venv/bin/python .ci/docker.sh   # any interpreter with reasoner installed
 # Installs docker.io and debootstrap, starts dockerd in the background and waits until it
 # answers, then builds the sandbox image (offline, from the Debian mirror apt uses) unless
 # `reasoner sandbox check` already passes. Prints how long each phase took.
 set -euo pipefail
 
-PYTHON=${PYTHON:-python3}
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x "$root/.venv/bin/python" ]]; then PYTHON="$root/.venv/bin/python"; else PYTHON=python3; fi
+fi
 t0=$(date +%s)
 phase() { echo "docker.sh: $1 ($(( $(date +%s) - t0 )) s)"; }
 
