@@ -140,7 +140,7 @@ def test_killing_the_harness_or_the_runner_scores_zero(single, still_works, targ
     still_works(single)
 
 
-def test_the_program_runs_under_its_rlimits(single):
+def test_the_program_runs_under_its_rlimits(single, still_works):
     src = program("""
         import os, resource
         def limits():
@@ -152,6 +152,7 @@ def test_the_program_runs_under_its_rlimits(single):
     tests = "assert limits() == [512 * 2**20, 3, 16 * 2**20, 64, 0], limits()\nassert priority() == ['1000', 5]"
     run = single.run(src, FunctionTests(tests), SHORT)
     assert run.status == "passed", run
+    still_works(single)
 
 
 # ---- output --------------------------------------------------------------------------------------
@@ -204,7 +205,7 @@ def test_printing_a_fake_verdict_scores_zero(single, still_works):
 # ---- exits and overrides -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("exit_call", ["sys.exit(0)", "os._exit(0)", "raise SystemExit(0)", "exit(0)"])
-def test_exiting_before_the_tests_scores_zero(single, exit_call):
+def test_exiting_before_the_tests_scores_zero(single, still_works, exit_call):
     src = f"import os, sys\ndef f():\n    return 0\n{exit_call}\n"
     run = single.run(src, FunctionTests("assert f() == 1"), SHORT)
     assert run.status == "runtime_error", run
@@ -214,6 +215,7 @@ def test_exiting_before_the_tests_scores_zero(single, exit_call):
     swallowed = "try:\n    f()\nexcept BaseException:\n    pass\nassert True"
     run = single.run(inside, FunctionTests(swallowed), SHORT)
     assert run.status == "runtime_error", run  # the tests swallowed it; the harness did not
+    still_works(single)
 
 
 def test_exiting_in_a_stdio_program_after_the_right_answer_is_allowed(single, still_works):
@@ -275,7 +277,7 @@ def test_patching_builtins_and_assert_machinery_scores_zero(single, still_works)
     still_works(single)
 
 
-def test_the_program_never_sees_the_tests(single):
+def test_the_program_never_sees_the_tests(single, still_works):
     snoop = program("""
         import ctypes, os, re
         PATTERN = re.compile(rb"zq" + rb"-marker-[0-9a-f]{16}")
@@ -305,9 +307,10 @@ def test_the_program_never_sees_the_tests(single):
     tests = "SECRET = 'zq-marker-0123456789abcdef'\nassert seen() is False\nassert trace() == [-1, -1]"
     run = single.run(snoop, FunctionTests(tests), SHORT)
     assert run.status == "passed", run
+    still_works(single)
 
 
-def test_a_stdio_program_never_sees_the_expected_outputs(single):
+def test_a_stdio_program_never_sees_the_expected_outputs(single, still_works):
     snoop = program("""
         import ctypes, re
         PATTERN = re.compile(rb"zq" + rb"-marker-[0-9a-f]{16}")
@@ -323,6 +326,7 @@ def test_a_stdio_program_never_sees_the_expected_outputs(single):
         """)
     run = single.run(snoop, StdioTests((Case("", "clean"), Case("", "zq-marker-0123456789abcdef"))), SHORT)
     assert (run.status, run.details["case"], run.stdout) == ("failed", 1, "clean\n"), run
+    still_works(single)
 
 
 # ---- file system, network, host ------------------------------------------------------------------
