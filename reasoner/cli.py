@@ -14,6 +14,7 @@ COMMANDS = {
     "verifiers": "reasoner.commands.listing:verifiers",
     "tasks": "reasoner.commands.listing:tasks",
     "models": "reasoner.commands.listing:models",
+    "sandbox": "reasoner.commands.sandbox:sandbox",
 }
 
 

@@ -1,19 +1,25 @@
 """Run untrusted programs in hardened Docker containers.
 
-Contract (see docs/sandbox.md for the threat model)::
+Contract (docs/sandbox.md has the threat model and the reason for every container setting)::
 
-    Sandbox.run(program, tests, limits) -> Execution(status, stdout, stderr, seconds)
+    Sandbox.run(program, tests, limits) -> Execution(status, stdout, stderr, seconds, details)
 
-``status`` is one of ``passed``, ``failed``, ``timeout``, ``memory``, ``runtime_error``,
-``compile_error``, ``sandbox_error``. This package knows nothing about verifiers or training.
+``tests`` is a `FunctionTests` (test code that calls the program's functions: MBPP asserts or
+HumanEval's ``check(candidate)``) or a `StdioTests` (stdin/stdout cases). ``status`` is one of
+`STATUSES`. Only the test harness, after every test has run, can produce ``passed``: the
+program runs in another process and its values reach the tests as plain data (see
+``sandbox/inside/harness.py``).
+
+This package knows nothing about verifiers or training and imports no torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Union
 
 STATUSES = ("passed", "failed", "timeout", "memory", "runtime_error", "compile_error", "sandbox_error")
+LANGUAGES = ("python", "cpp")
 
 
 @dataclass(frozen=True)
@@ -21,11 +27,75 @@ class Limits:
     """Resource bounds for one execution."""
 
     timeout: float = 10.0
-    """Wall-clock seconds before the job is killed from outside."""
+    """Wall-clock seconds for the whole job (compile, load, every test); killed when it runs past."""
     memory_mb: int = 512
-    """Address-space / cgroup memory bound in MiB."""
+    """Address space of each program process in MiB (RLIMIT_AS); the container's cgroup adds headroom."""
     max_output: int = 65536
-    """Bytes of stdout and of stderr kept; the rest is dropped."""
+    """Bytes of stdout and of stderr kept; the rest is counted and dropped."""
+
+    def __post_init__(self):
+        if not (0 < self.timeout <= 3600):
+            raise ValueError(f"timeout must be in (0, 3600] seconds, got {self.timeout}")
+        if not (16 <= self.memory_mb <= 65536):
+            raise ValueError(f"memory_mb must be in [16, 65536], got {self.memory_mb}")
+        if self.max_output < 0:
+            raise ValueError("max_output must be >= 0")
+
+
+@dataclass(frozen=True)
+class FunctionTests:
+    """Test code run against the program's functions.
+
+    ``source`` is Python that calls the program's top-level functions by name (MBPP-style
+    ``assert f(1) == 2`` lines) and/or defines ``check(candidate)`` (HumanEval), which is then
+    called with the function named ``entry_point``. Names the test code defines win over the
+    program's. Python programs only.
+    """
+
+    source: str
+    entry_point: str | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One stdin/stdout case. ``output=None`` means only a clean exit (status 0) counts."""
+
+    input: str = ""
+    output: str | None = None
+
+
+@dataclass(frozen=True)
+class StdioTests:
+    """Cases run one after another, each in a fresh process; outputs are compared token by token
+    (any run of whitespace equals any other, leading and trailing whitespace is ignored)."""
+
+    cases: tuple[Case, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "cases", tuple(self.cases))
+        if not self.cases:
+            raise ValueError("StdioTests needs at least one case")
+
+
+Tests = Union[FunctionTests, StdioTests]
+
+
+@dataclass(frozen=True)
+class Job:
+    """A program, its tests and the limits it runs under."""
+
+    program: str
+    tests: Tests = field(default_factory=lambda: StdioTests((Case(),)))
+    limits: Limits | None = None
+    language: str = "python"
+
+    def __post_init__(self):
+        if self.language not in LANGUAGES:
+            raise ValueError(f"language {self.language!r} is not one of {', '.join(LANGUAGES)}")
+        if isinstance(self.tests, FunctionTests) and self.language != "python":
+            raise ValueError("function tests need a Python program; use StdioTests for other languages")
+        if not isinstance(self.tests, (FunctionTests, StdioTests)):
+            raise TypeError(f"tests must be FunctionTests or StdioTests, not {type(self.tests).__name__}")
 
 
 @dataclass(frozen=True)
@@ -46,4 +116,18 @@ class Execution:
         return asdict(self)
 
 
-__all__ = ["Execution", "Limits", "STATUSES"]
+class SandboxUnavailable(RuntimeError):
+    """Docker or the sandbox image is missing; the message says how to fix it."""
+
+
+def __getattr__(name: str):
+    # The pool pulls in the Docker client library; load it only when asked for.
+    if name == "Sandbox":
+        from sandbox.pool import Sandbox
+
+        return Sandbox
+    raise AttributeError(f"module 'sandbox' has no attribute {name!r}")
+
+
+__all__ = ["Case", "Execution", "FunctionTests", "Job", "LANGUAGES", "Limits", "STATUSES", "Sandbox",
+           "SandboxUnavailable", "StdioTests", "Tests"]

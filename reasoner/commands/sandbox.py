@@ -1,0 +1,179 @@
+"""``reasoner sandbox``: build the runner image, check the setup, run a program under tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sandbox import Case, FunctionTests, Job, Limits, SandboxUnavailable, StdioTests
+
+
+@click.group()
+def sandbox() -> None:
+    """The Docker sandbox that runs model-written code for the `code` verifier.
+
+    \b
+    First time on a machine:
+      reasoner sandbox build              # the runner image (offline via debootstrap when root)
+      reasoner sandbox check              # daemon, image and a test job; says how to fix what is not
+    Then:
+      reasoner sandbox run solution.py --tests tests.py --entry-point add
+    """
+
+
+@sandbox.command()
+@click.option("--method", type=click.Choice(["auto", "debootstrap", "dockerfile"]), default="auto", show_default=True,
+              help="debootstrap: offline from a Debian root file system (needs root); dockerfile: FROM --base "
+                   "(needs a registry); auto: debootstrap when it can run here.")
+@click.option("--mirror", default=None, help="Debian mirror for debootstrap [default: the one apt uses here].")
+@click.option("--base", default=None, help="Base image for the dockerfile method [default: python:3.11-slim-bookworm].")
+@click.option("--cpp/--no-cpp", default=True, show_default=True, help="Include g++ for C++ programs.")
+@click.option("--tag", default=None, help="Image tag [default: the tag the sandbox uses].")
+def build(method: str, mirror: str | None, base: str | None, cpp: bool, tag: str | None) -> None:
+    """Build the sandbox runner image.
+
+    \b
+    Examples:
+      sudo reasoner sandbox build                       # offline, from the Debian mirror apt uses
+      reasoner sandbox build --method dockerfile        # FROM python:3.11-slim-bookworm
+    """
+    from sandbox import engine, image
+
+    try:
+        info = image.build(tag or engine.IMAGE, method=method, mirror=mirror, cpp=cpp, base=base,
+                           log=lambda line: click.echo(line, err=True))
+    except SandboxUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"built {info['tag']} ({info['method']}, {info['size_mb']} MB)")
+
+
+@sandbox.command()
+@click.option("--tag", default=None, help="Image tag to check [default: the tag the sandbox uses].")
+def check(tag: str | None) -> None:
+    """Say whether the Docker daemon and the image are ready, and how to fix them if not.
+
+    \b
+    Example:
+      reasoner sandbox check && echo ready
+    """
+    from sandbox import engine, image
+    from sandbox.pool import Sandbox
+
+    tag = tag or engine.IMAGE
+    try:
+        api = engine.connect()
+    except SandboxUnavailable as exc:
+        _fail("docker daemon", str(exc))
+    click.echo(f"ok    docker daemon: server {api.version().get('Version', '?')}")
+    try:
+        info = image.describe(api, tag)
+    except SandboxUnavailable as exc:
+        _fail("image", str(exc))
+    finally:
+        api.close()
+    if not info["current"]:
+        _fail("image", f"{tag} was built from recipe {info['recipe']}, this version needs {image.RECIPE}: "
+                       "rebuild it with `reasoner sandbox build`")
+    click.echo(f"ok    image: {tag}, {info['size_mb']} MB")
+    try:
+        with Sandbox(workers=1, image=tag) as pool:
+            info = pool.runner_info()
+            good = pool.run("def f(x):\n    return x + 1\n", FunctionTests("assert f(1) == 2"))
+            bad = pool.run("def f(x):\n    return x\n", FunctionTests("assert f(1) == 2"))
+    except SandboxUnavailable as exc:
+        _fail("runner", str(exc))
+    if not (good.passed and bad.status == "failed"):
+        _fail("test job", f"expected passed/failed, got {good.status}/{bad.status}: {good.details or bad.details}")
+    cpp = "with g++" if info.get("cpp") else "no g++ (C++ programs fail to compile)"
+    click.echo(f"ok    runner: Python {info.get('python')}, uid {info.get('uid')}, {cpp}; test job in "
+               f"{good.seconds * 1000:.0f} ms")
+
+
+def _fail(what: str, message: str):
+    click.echo(f"FAIL  {what}: {message}")
+    raise SystemExit(1)
+
+
+@sandbox.command()
+@click.argument("program", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tests", "tests_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Python test code: asserts that call the program's functions, or a check(candidate).")
+@click.option("--entry-point", default=None, help="With --tests: the function check(candidate) is called with.")
+@click.option("--cases", "cases_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help='JSONL of stdin/stdout cases: {"input": "1 2\\n", "output": "3\\n"} per line.')
+@click.option("--language", type=click.Choice(["auto", "python", "cpp"]), default="auto", show_default=True,
+              help="auto: cpp for .cpp/.cc/.cxx files, else python.")
+@click.option("--timeout", type=float, default=Limits.timeout, show_default=True, help="Wall-clock seconds.")
+@click.option("--memory", "memory_mb", type=int, default=Limits.memory_mb, show_default=True, help="MiB.")
+def run(program: Path, tests_file: Path | None, entry_point: str | None, cases_file: Path | None, language: str,
+        timeout: float, memory_mb: int) -> None:
+    """Run PROGRAM in the sandbox and print the Execution as JSON (exit 0 whatever the verdict).
+
+    Without --tests or --cases the program runs once with empty stdin and passes if it exits 0.
+
+    \b
+    Examples:
+      reasoner sandbox run solution.py --tests test_add.py
+      reasoner sandbox run solution.py --tests humaneval_test.py --entry-point add
+      reasoner sandbox run solution.cpp --cases cases.jsonl --timeout 2
+    """
+    from sandbox.pool import Sandbox
+
+    if tests_file and cases_file:
+        raise click.UsageError("give --tests or --cases, not both")
+    if language == "auto":
+        language = "cpp" if program.suffix in (".cpp", ".cc", ".cxx") else "python"
+    if tests_file:
+        tests = FunctionTests(tests_file.read_text(encoding="utf-8"), entry_point)
+    elif cases_file:
+        tests = StdioTests(_read_cases(cases_file))
+    else:
+        tests = StdioTests((Case(),))
+    try:
+        limits = Limits(timeout=timeout, memory_mb=memory_mb)
+        job = Job(program.read_text(encoding="utf-8"), tests, limits, language)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        with Sandbox(workers=1, limits=limits) as pool:
+            execution = pool.submit(job).result()
+    except SandboxUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(execution.to_dict(), indent=2, ensure_ascii=False))
+
+
+def _read_cases(path: Path) -> tuple[Case, ...]:
+    cases = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            cases.append(Case(str(row.get("input", "")), None if row.get("output") is None else str(row["output"])))
+        except (ValueError, AttributeError) as exc:
+            raise click.BadParameter(f"line {n} is not a JSON object with input/output: {exc}",
+                                     param_hint="--cases") from None
+    if not cases:
+        raise click.BadParameter(f"{path} has no cases", param_hint="--cases")
+    return tuple(cases)
+
+
+@sandbox.command()
+@click.option("--all", "everything", is_flag=True, help="Remove every sandbox container, running ones too.")
+def clean(everything: bool) -> None:
+    """Remove sandbox containers left behind by processes that ended without closing their pool.
+
+    \b
+    Example:
+      reasoner sandbox clean
+    """
+    from sandbox import engine
+
+    try:
+        api = engine.connect()
+    except SandboxUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    removed = engine.remove_stale(api, everything=everything)
+    click.echo(f"removed {len(removed)} container(s)" + (f": {' '.join(removed)}" if removed else ""))

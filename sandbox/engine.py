@@ -1,0 +1,156 @@
+"""Docker: reaching the daemon, the hardened container settings, and finding our containers.
+
+Every setting in `container_settings` is justified in docs/sandbox.md, each with the attack
+test that shows it holds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from sandbox import SandboxUnavailable
+from sandbox.inside import BOOTSTRAP
+
+IMAGE = "reasoner-sandbox:1"
+"""The runner image (`reasoner sandbox build`); the tag changes when the recipe does."""
+LABEL = "reasoner.sandbox"
+OWNER = "reasoner.sandbox.owner"
+USER = "10001:10001"     # no such user on the host; not root inside
+TMPFS_MB = 64            # /tmp, the only writable directory (also counted in the memory limit)
+TMPFS_FILES = 8192       # files and directories in /tmp (bounds the cleanup after a job)
+SHM_MB = 16              # /dev/shm
+HEADROOM_MB = 256        # runner, zygote, harness and g++ on top of a job's own memory
+PIDS = 64                # processes and threads in one container
+CPUS = 1.0               # CPU quota of one container
+OPEN_FILES = 256         # RLIMIT_NOFILE of the runner (a job gets fewer, see inside/candidate.py)
+PATH = "/usr/local/bin:/usr/bin:/bin"
+
+DAEMON_FIX = ("start the Docker engine (`sudo dockerd &`, or `sudo systemctl start docker`; install it with "
+              "`sudo apt-get install docker.io`), or point DOCKER_HOST at a running one; "
+              "`reasoner sandbox check` tests the setup")
+
+
+def connect(timeout: float = 30.0):
+    """A low-level Docker client, or SandboxUnavailable with the fix."""
+    try:
+        import docker
+    except ImportError:  # pragma: no cover - a dependency of this package
+        raise SandboxUnavailable("the Python package `docker` is missing: pip install docker") from None
+    try:
+        api = docker.APIClient(**_client_kwargs(timeout))
+        api.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the daemon reads the same
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise SandboxUnavailable(f"cannot reach the Docker daemon at {where} ({_short(exc)}): {DAEMON_FIX}") from None
+    return api
+
+
+def _client_kwargs(timeout: float) -> dict[str, Any]:
+    from docker.utils import kwargs_from_env
+    kwargs = kwargs_from_env()
+    kwargs.setdefault("base_url", "unix:///var/run/docker.sock")
+    kwargs["timeout"] = timeout
+    return kwargs
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def require_image(api, image: str = IMAGE) -> dict:
+    """The image's inspect data, or SandboxUnavailable saying how to build it."""
+    import docker
+    try:
+        return api.inspect_image(image)
+    except docker.errors.ImageNotFound:
+        command = "reasoner sandbox build" + ("" if image == IMAGE else f" --tag {image}")
+        raise SandboxUnavailable(f"the sandbox image {image} is missing: build it with `{command}`") from None
+    except docker.errors.APIError as exc:
+        raise SandboxUnavailable(f"cannot inspect the sandbox image {image}: {_short(exc)}") from None
+
+
+def owner() -> str:
+    """Who started a container: this host and process (stale containers are found by it)."""
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+def memory_limit_mb(job_memory_mb: int) -> int:
+    """The container's memory (and memory+swap) limit for jobs of up to ``job_memory_mb``."""
+    return job_memory_mb + TMPFS_MB + SHM_MB + HEADROOM_MB
+
+
+def container_settings(image: str, job_memory_mb: int) -> dict[str, Any]:
+    """Arguments of ``APIClient.create_container`` for one hardened runner container.
+    ``host_config`` is a dict of ``APIClient.create_host_config`` arguments."""
+    memory = f"{memory_limit_mb(job_memory_mb)}m"
+    host_config = dict(
+        network_mode="none",                       # no interface but loopback: no traffic out or in
+        read_only=True,                            # the image cannot be changed by a job
+        tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={TMPFS_MB}m,nr_inodes={TMPFS_FILES},mode=1777"},  # capped
+        shm_size=f"{SHM_MB}m",
+        mem_limit=memory,                          # cgroup memory limit for everything in the container
+        memswap_limit=memory,                      # ... with no swap on top
+        pids_limit=PIDS,                           # fork bombs and thread bombs stop here
+        nano_cpus=int(CPUS * 1e9),                 # one container cannot take more than its CPU share
+        cap_drop=["ALL"],                          # no capability, even for a root process
+        security_opt=["no-new-privileges"],        # setuid binaries give nothing (seccomp stays default)
+        ipc_mode="private",                        # System V IPC of its own ...
+        sysctls={"kernel.shmmax": "0", "kernel.msgmni": "0", "kernel.sem": "0 0 0 0",
+                 "fs.mqueue.queues_max": "0"},     # ... and none at all: nothing outlives a job there
+        ulimits=[{"Name": "nofile", "Soft": OPEN_FILES, "Hard": OPEN_FILES},
+                 {"Name": "core", "Soft": 0, "Hard": 0}],
+        log_config={"type": "none", "config": {}},  # the runner's output is not written to the host's disk
+        init=False,                                # the runner is PID 1 (see inside/runner.py)
+    )
+    return dict(
+        image=image,
+        entrypoint=["python3", "-I", "-c", BOOTSTRAP],
+        command=[],
+        user=USER,
+        working_dir="/tmp",
+        hostname="sandbox",
+        environment={"PATH": PATH, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+                     "PYTHONDONTWRITEBYTECODE": "1"},
+        stdin_open=True,                           # with attach: the host channel; closes when the host goes
+        tty=False,
+        labels={LABEL: "runner", OWNER: owner()},
+        network_disabled=True,
+        host_config=host_config,
+    )
+
+
+def our_containers(api, include_stopped: bool = True) -> list[dict]:
+    return api.containers(all=include_stopped, filters={"label": LABEL})
+
+
+def remove_stale(api, everything: bool = False) -> list[str]:
+    """Remove sandbox containers left by processes that are gone (or all of them).
+
+    A container is stale when it has exited, or when its owner ran on this host and that
+    process no longer exists. Returns the short ids removed."""
+    removed = []
+    host = socket.gethostname()
+    for info in our_containers(api):
+        labels = info.get("Labels") or {}
+        owner_host, _, pid = labels.get(OWNER, "").partition("/")
+        gone = info.get("State") != "running" or (owner_host == host and pid.isdigit() and not _alive(int(pid)))
+        if everything or gone:
+            try:
+                api.remove_container(info["Id"], force=True)
+                removed.append(info["Id"][:12])
+            except Exception:  # noqa: BLE001 - already gone, or being removed by its owner
+                pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
