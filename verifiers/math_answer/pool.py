@@ -1,0 +1,215 @@
+"""Run answer comparisons in worker processes with a time and a memory bound.
+
+A `CheckPool` holds ``workers`` processes, started lazily on first use from a ``forkserver``
+(``spawn`` where there is none) so that a parent holding threads (torch) is never forked. Each
+worker caps its address space with ``RLIMIT_AS`` and answers one job at a time over a pipe. The
+parent gives every job a deadline; a worker past it is killed and replaced, and the job's
+verdict is ``timeout``. A worker that dies (out of memory, a crash) is replaced the same way.
+So a pathological answer costs at most ``timeout`` seconds and never a stuck trainer.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+import weakref
+from collections import deque
+from multiprocessing.connection import wait
+
+log = logging.getLogger(__name__)
+
+Result = tuple[str, dict]  # (reason, details)
+
+
+def _limit_memory(memory_mb: int) -> None:
+    try:
+        import resource
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError):  # not on this platform, or already lower
+        log.debug("could not set RLIMIT_AS", exc_info=True)
+
+
+def run_check(answer: str, reference: str, rel_tol: float) -> Result:
+    """One comparison with every failure mode turned into a result (used in and out of workers)."""
+    from verifiers.math_answer.compare import compare
+    try:
+        return compare(answer, reference, rel_tol)
+    except MemoryError:
+        return "timeout", {"bound": "memory"}
+    except RecursionError:
+        return "unparsable", {"error": "expression too deeply nested"}
+    except Exception as exc:  # noqa: BLE001 - a checker bug on odd input is a verdict, not a crash
+        return "verifier_error", {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+
+
+def _worker_main(conn, memory_mb: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    import verifiers.math_answer.compare  # noqa: F401 - import before the memory cap
+    _limit_memory(memory_mb)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        job, answer, reference, rel_tol = msg
+        result = run_check(answer, reference, rel_tol)
+        try:
+            conn.send((job, result))
+        except (OSError, ValueError):
+            return
+        if result[0] == "timeout":  # after a MemoryError the heap may be fragmented: start afresh
+            return
+
+
+def _context():
+    methods = mp.get_all_start_methods()
+    if "forkserver" in methods:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["verifiers.math_answer.compare"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+class _Worker:
+    def __init__(self, ctx, memory_mb: int):
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, memory_mb), daemon=True,
+                                name="reasoner-math-check")
+        self.proc.start()
+        child.close()
+
+    def stop(self, kill: bool = False) -> None:
+        if not kill:
+            try:
+                self.conn.send(None)
+            except (OSError, ValueError):
+                kill = True
+        if not kill:
+            self.proc.join(1.0)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(1.0)
+        self.conn.close()
+
+
+def _shutdown(workers: list) -> None:
+    for w in workers:
+        try:
+            w.stop()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+    workers.clear()
+
+
+class CheckPool:
+    """``workers`` processes running `run_check`, each job bounded by ``timeout`` s and ``memory_mb``."""
+
+    def __init__(self, workers: int = 2, timeout: float = 3.0, memory_mb: int = 1024):
+        if workers < 1:
+            raise ValueError("a pool needs at least one worker")
+        self.size, self.timeout, self.memory_mb = workers, timeout, memory_mb
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._ctx = None
+        self.replaced = 0  # workers killed or lost and replaced (for tests and metrics)
+        self._finalizer = weakref.finalize(self, _shutdown, self._workers)
+
+    def _ensure_started(self) -> None:
+        if self._ctx is None:
+            self._ctx = _context()
+        while len(self._workers) < self.size:
+            self._workers.append(_Worker(self._ctx, self.memory_mb))
+
+    def _replace(self, i: int) -> None:
+        self._workers[i].stop(kill=True)
+        self._workers[i] = _Worker(self._ctx, self.memory_mb)
+        self.replaced += 1
+
+    def run(self, jobs: list[tuple[str, str, float]]) -> list[Result]:
+        """Results of ``(answer, reference, rel_tol)`` jobs, in order."""
+        results: list[Result | None] = [None] * len(jobs)
+        queue = deque(range(len(jobs)))
+        with self._lock:
+            self._ensure_started()
+            busy: dict[int, tuple[int, float]] = {}  # worker index -> (job index, deadline)
+            while queue or busy:
+                for i in range(len(self._workers)):
+                    if queue and i not in busy:
+                        j = queue[0]
+                        try:
+                            self._workers[i].conn.send((j, *jobs[j]))
+                        except (OSError, ValueError):  # died while idle: replace, retry the job
+                            self._replace(i)
+                            continue
+                        queue.popleft()
+                        busy[i] = (j, time.monotonic() + self.timeout)
+                if not busy:
+                    continue
+                left = min(d for _, d in busy.values()) - time.monotonic()
+                conns = {self._workers[i].conn: i for i in busy}
+                for conn in wait(list(conns), timeout=max(left, 0.0)):
+                    i = conns[conn]
+                    j, _ = busy.pop(i)
+                    try:
+                        job, result = conn.recv()
+                        results[j] = result if job == j else ("verifier_error", {"error": "worker out of step"})
+                    except (EOFError, OSError):
+                        results[j] = ("verifier_error", {"error": "check worker died", "bound": "crash"})
+                        self._replace(i)
+                        continue
+                    if result[0] == "timeout":
+                        self._replace(i)  # the worker exits after a memory overrun
+                now = time.monotonic()
+                for i, (j, deadline) in list(busy.items()):
+                    if deadline <= now:
+                        del busy[i]
+                        results[j] = ("timeout", {"bound": "time", "limit_s": self.timeout})
+                        self._replace(i)
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        with self._lock:
+            _shutdown(self._workers)
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self._workers]
+
+
+def run_inline(jobs: list[tuple[str, str, float]], timeout: float) -> list[Result]:
+    """The same checks in this process: a time bound by ``SIGALRM`` on the main thread, no memory bound."""
+    out = []
+    use_alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+    for answer, reference, rel_tol in jobs:
+        if not use_alarm:
+            out.append(run_check(answer, reference, rel_tol))
+            continue
+        old = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            out.append(run_check(answer, reference, rel_tol))
+        except _Overrun:
+            out.append(("timeout", {"bound": "time", "limit_s": timeout}))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    return out
+
+
+class _Overrun(BaseException):
+    """Raised by the alarm; a BaseException so the checker's ``except Exception`` cannot swallow it."""
+
+
+def _alarm(signum, frame):
+    raise _Overrun()
+
+
+def default_workers() -> int:
+    return max(1, min(4, (os.cpu_count() or 2)))
