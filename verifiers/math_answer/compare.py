@@ -305,6 +305,8 @@ def _relation(a, r, tol) -> str | None:
     rel, other = (a, r) if isinstance(a, Relation) else (r, a)
     if rel.ops == ("=",):
         lhs, rhs = rel.sides
+        if isinstance(lhs, Seq) and lhs.kind == "tuple" and all(_lone_symbol(x) for x in lhs.items):
+            return equal_values(rhs, other, tol) and "equation value"  # (x, y) = (1, 2)
         if _lone_symbol(lhs) and (not isinstance(other, sympy.Basic) or lhs not in other.free_symbols):
             return equal_values(rhs, other, tol) and "equation value"
         if _lone_symbol(rhs) and (not isinstance(other, sympy.Basic) or rhs not in other.free_symbols):

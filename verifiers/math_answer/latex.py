@@ -38,7 +38,7 @@ _SIZING = re.compile(r"\\(?:left|right|[bB]ig{1,2}[lr]?|displaystyle|textstyle|l
 _SPACING = re.compile(r"(?<!\\)\\(?:[,;:! ]|quad|qquad|enspace|thinspace|medspace|thickspace|hfill)(?![a-zA-Z])|~")
 _THOUSANDS_BRACE = re.compile(r"(?<=\d)\{,\}(?=\d{3})")
 _THOUSANDS_THIN = re.compile(r"(?<=\d),\s*\\!\s*(?=\d{3}(?!\d))")
-_THOUSANDS_PLAIN = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_THOUSANDS_PLAIN = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^-?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
 _DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\^\s*\\circ|°|\\degree(?![a-zA-Z])|"
                      r"\\(?:text|mbox|mathrm|textrm)\s*\{\s*degrees?\s*\}|\s+degrees?\s*$")
 _PERCENT = re.compile(r"\\?%|\\(?:text|mbox)\s*\{\s*(?:percent|\\%|%)\s*\}|\s+percent\s*$")
@@ -106,7 +106,7 @@ def clean(text: str) -> tuple[str, frozenset[str]]:
     s = _IN_PREFIX.sub("", s)
     s = _AND.sub(", ", s)
     if _THOUSANDS_PLAIN.match(s):
-        s = s.replace(",", "")
+        s = s.replace(",", "").replace(" ", "")
     s = s.rstrip(" .,;")
     if len(s) > MAX_CHARS:
         raise ParseError(f"answer longer than {MAX_CHARS} characters")
@@ -141,6 +141,7 @@ _UNICODE = {"π": "\\pi ", "∞": "\\infty ", "√": "\\sqrt ", "≤": "\\le ", 
             "θ": "\\theta ", "α": "\\alpha ", "β": "\\beta ", "φ": "\\phi ", "λ": "\\lambda ",
             "⁰": "^0", "¹": "^1", "²": "^2", "³": "^3", "⁴": "^4", "½": "(1/2)", "¼": "(1/4)", "¾": "(3/4)",
             "\u2009": " ", "\u00a0": " ", "\u202f": " "}
+_UNICODE_ROOT = re.compile(r"√\s*(\d+(?:\.\d+)?)")
 _TOKEN = re.compile(r"""
     (?P<num>\d+(?:\.\d+)?|\.\d+)
   | (?P<cmd>\\[a-zA-Z]+|\\[{}|]|\\\\)
@@ -153,6 +154,7 @@ _TOKEN = re.compile(r"""
 def tokenize(s: str) -> list[Token]:
     """Split cleaned answer text into whitelisted tokens; anything else raises `ParseError`."""
     if any(c in _UNICODE for c in s):
+        s = _UNICODE_ROOT.sub(r"\\sqrt{\1}", s)  # √113 is the root of 113, not (√1)13
         s = "".join(_UNICODE.get(c, c) for c in s)
     tokens: list[Token] = []
     pos, n = 0, len(s)

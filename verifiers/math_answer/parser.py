@@ -290,7 +290,7 @@ class _Parser:
                 return value
             if t.text in _MULOPS and t.kind in ("op", "cmd"):
                 self.take()
-                value = self._expr(value) * self._expr(self.parse_unary())
+                value = _multiply(value, self.parse_unary())
             elif t.text in _DIVOPS and t.kind in ("op", "cmd"):
                 self.take()
                 value = self._expr(value) / self._expr(self.parse_unary())
@@ -302,7 +302,7 @@ class _Parser:
                         continue
                     value = value * frac
                 else:
-                    value = self._expr(value) * self._expr(self.parse_unary())
+                    value = _multiply(value, self.parse_unary())
             else:
                 return value
             mixed_ok = False
@@ -321,7 +321,7 @@ class _Parser:
             return t.text in _FUNC or t.text in ("pi", "infty", "oo")
         if t.kind == "cmd":
             name = t.text[1:]
-            return name in FUNCTIONS or name in GREEK or name in (
+            return name.startswith("begin{") or name in FUNCTIONS or name in GREEK or name in (
                 "frac", "sqrt", "pi", "binom", "lfloor", "lceil", "infty", "mathbf", "vec", "boldsymbol",
                 "text", "mathrm", "operatorname", "lvert")
         return t.text in ("(", "\\langle")
@@ -571,6 +571,15 @@ class _Parser:
         if not rows or len({len(r) for r in rows}) != 1:
             raise ParseError("matrix rows of different lengths")
         return Matrix(tuple(rows))
+
+
+def _multiply(a, b):
+    """``a * b`` for expressions, and a scalar times a matrix element by element."""
+    if isinstance(b, Matrix) and isinstance(a, sympy.Basic):
+        return Matrix(tuple(tuple(a * x for x in row) for row in b.rows))
+    if isinstance(a, Matrix) and isinstance(b, sympy.Basic):
+        return Matrix(tuple(tuple(x * b for x in row) for row in a.rows))
+    return _Parser._expr(a) * _Parser._expr(b)
 
 
 def _apply_sign(sign, v):
