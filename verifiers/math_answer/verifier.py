@@ -123,9 +123,14 @@ class MathVerifier(Verifier):
 
     def check(self, answer: str, reference: str) -> Verdict:
         """Compare an already extracted answer with a reference (no extraction)."""
-        reason, details = self._run([(answer, reference)])[0]
-        ok = reason == "correct"
-        return Verdict(float(ok), ok, reason, details)
+        return self.check_batch([answer], [reference])[0]
+
+    def check_batch(self, answers: Sequence[str], references: Sequence[Any]) -> list[Verdict]:
+        """`check` for many pairs at once, in parallel across the pool."""
+        if len(answers) != len(references):
+            raise ValueError(f"{len(answers)} answers for {len(references)} references")
+        results = self._run([(_text(a), _text(r)) for a, r in zip(answers, references)])
+        return [Verdict(float(reason == "correct"), reason == "correct", reason, details) for reason, details in results]
 
     def equivalent(self, answer: str, reference: str) -> bool:
         """True when ``answer`` and ``reference`` are the same mathematical answer."""
