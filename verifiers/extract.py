@@ -44,7 +44,7 @@ def last_boxed(text: str) -> str | None:
                 start = stack.pop()
                 if start >= 0 and (best is None or start > best[0]):
                     best = (start, m.start())
-        elif tok[-1] == "{":
+        elif len(tok) > 2:  # \boxed{ or \fbox{ (an escaped \{ is two characters)
             stack.append(m.end())
     if best is not None:
         return text[best[0]:best[1]].strip()

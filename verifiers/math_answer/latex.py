@@ -103,7 +103,9 @@ def clean(text: str) -> tuple[str, frozenset[str]]:
             marks.add("unit")
             continue
         break
-    s = _IN_PREFIX.sub("", s)
+    s, n = _IN_PREFIX.subn("", s)
+    if n:
+        marks.add("in")
     s = _AND.sub(", ", s)
     if _THOUSANDS_PLAIN.match(s):
         s = s.replace(",", "").replace(" ", "")

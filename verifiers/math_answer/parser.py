@@ -114,6 +114,10 @@ def parse_answer(text: str) -> Answer:
     if not tokens:
         raise ParseError("empty answer")
     value, extra = _Parser(tokens).parse()
+    if "in" in marks:  # x \in (2, 5): after "in", a pair in parentheses is an open interval
+        marks = marks - {"in"}
+        if isinstance(value, Seq) and value.kind == "tuple" and len(value.items) == 2:
+            value = Interval(value.items[0], value.items[1], True, True)
     return Answer(value, marks | extra)
 
 

@@ -51,18 +51,21 @@ def _worker_main(conn, memory_mb: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     import verifiers.math_answer.compare  # noqa: F401 - import before the memory cap
     _limit_memory(memory_mb)
+    job = None
     while True:
         try:
             msg = conn.recv()
+            if msg is None:
+                return
+            job, answer, reference, rel_tol = msg
+            result = run_check(answer, reference, rel_tol)
         except (EOFError, OSError):
             return
-        if msg is None:
-            return
-        job, answer, reference, rel_tol = msg
-        result = run_check(answer, reference, rel_tol)
+        except MemoryError:  # even outside the check (reading the job): report it if there is room
+            result = ("timeout", {"bound": "memory"})
         try:
             conn.send((job, result))
-        except (OSError, ValueError):
+        except (OSError, ValueError, MemoryError):
             return
         if result[0] == "timeout":  # after a MemoryError the heap may be fragmented: start afresh
             return
@@ -139,16 +142,24 @@ class CheckPool:
         with self._lock:
             self._ensure_started()
             busy: dict[int, tuple[int, float]] = {}  # worker index -> (job index, deadline)
+            retried: set[int] = set()
             while queue or busy:
                 for i in range(len(self._workers)):
                     if queue and i not in busy:
-                        j = queue[0]
+                        if not self._workers[i].proc.is_alive():  # killed while idle
+                            self._replace(i)
+                        j = queue.popleft()
                         try:
                             self._workers[i].conn.send((j, *jobs[j]))
-                        except (OSError, ValueError):  # died while idle: replace, retry the job
+                        except (OSError, ValueError):  # the worker died before or while reading the job
+                            result = self._last_words(i, j)
                             self._replace(i)
+                            if result is None and j not in retried:
+                                retried.add(j)
+                                queue.appendleft(j)
+                            else:
+                                results[j] = result or ("verifier_error", {"error": "no worker could take the job"})
                             continue
-                        queue.popleft()
                         busy[i] = (j, time.monotonic() + self.timeout)
                 if not busy:
                     continue
@@ -160,9 +171,13 @@ class CheckPool:
                     try:
                         job, result = conn.recv()
                         results[j] = result if job == j else ("verifier_error", {"error": "worker out of step"})
-                    except (EOFError, OSError):
-                        results[j] = ("verifier_error", {"error": "check worker died", "bound": "crash"})
+                    except (EOFError, OSError):  # the worker died on this job: one more try elsewhere
                         self._replace(i)
+                        if j in retried:
+                            results[j] = ("verifier_error", {"error": "check worker died", "bound": "crash"})
+                        else:
+                            retried.add(j)
+                            queue.appendleft(j)
                         continue
                     if result[0] == "timeout":
                         self._replace(i)  # the worker exits after a memory overrun
@@ -173,6 +188,17 @@ class CheckPool:
                         results[j] = ("timeout", {"bound": "time", "limit_s": self.timeout})
                         self._replace(i)
         return results  # type: ignore[return-value]
+
+    def _last_words(self, i: int, j: int) -> Result | None:
+        """The result a worker sent for job ``j`` before it exited (a memory overrun while reading it)."""
+        conn = self._workers[i].conn
+        try:
+            if conn.poll(0.5):
+                job, result = conn.recv()
+                return result if job in (j, None) else None
+        except (EOFError, OSError, ValueError):
+            pass
+        return None
 
     def close(self) -> None:
         with self._lock:

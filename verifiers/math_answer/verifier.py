@@ -17,8 +17,10 @@ from typing import Any, Sequence
 
 from verifiers import Verdict, Verifier
 from verifiers.extract import DEFAULT, STRATEGIES, extract
+from verifiers.math_answer.latex import MAX_CHARS
 from verifiers.math_answer.pool import CheckPool, Result, run_inline
 
+MAX_SENT = 4 * MAX_CHARS  # longer answers cannot parse: judged here, never shipped to a worker
 REASONS = ("correct", "wrong", "no_answer", "unparsable", "timeout", "verifier_error")
 _QUICK = re.compile(r"^(-?)(\d+(?:\.\d*)?|\.\d+)(?:/(\d+))?$")
 _QUICK_FRAC = re.compile(r"^(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}$")
@@ -153,6 +155,8 @@ class MathVerifier(Verifier):
         slow: list[int] = []
         for i, (answer, reference) in enumerate(pairs):
             results[i] = quick_compare(answer, reference, self.rel_tol)
+            if results[i] is None and len(answer) > MAX_SENT:
+                results[i] = ("unparsable", {"side": "answer", "error": f"answer longer than {MAX_CHARS} characters"})
             if results[i] is None:
                 slow.append(i)
         if slow:
