@@ -23,7 +23,7 @@ _ANSWER_IS = re.compile(
     r"answer\s*(?:is|:|=)\s*:?[\s*]*(\$\$[^$]+\$\$|\$[^$\n]+\$|\\\([^\n]+?\\\)|[^\n]+?)(?=\.?\s*(?:\n|$)|\.\s)",
     re.IGNORECASE)
 NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
-MAX_SCAN = 100_000  # characters of a reply that extraction looks at (the tail)
+MAX_SCAN = 200_000  # characters of a reply that extraction looks at (the tail)
 
 
 def last_boxed(text: str) -> str | None:
