@@ -55,7 +55,7 @@ def compare(answer: str, reference: str, rel_tol: float = 1e-6) -> tuple[str, di
         letter = choice_letter(answer)
         details = {"rule": "choice", "answer_normalized": letter, "reference_normalized": _letter(ref.value)}
         if letter is None:
-            return "unparsable", {**details, "error": "no choice letter"}
+            return "wrong", {**details, "error": "no choice letter"}
         return ("correct" if letter == _letter(ref.value) else "wrong"), details
     try:
         ans = _parse(answer)
@@ -135,6 +135,10 @@ def equal_answers(a: Answer, r: Answer, tol: float) -> str | None:
     if isinstance(a.value, Text) or isinstance(r.value, Text):
         if isinstance(a.value, Text) and isinstance(r.value, Text) and a.value.text == r.value.text:
             return "words"
+        number = [_NUMBER_WORDS.get(x.value.text) for x in (a, r) if isinstance(x.value, Text)]
+        other = r.value if isinstance(a.value, Text) else a.value
+        if number and number[0] is not None and isinstance(other, sympy.Basic) and other == number[0]:
+            return "number word"
         return None
     for av, how_a in _readings(a):
         for rv, how_r in _readings(r):
@@ -143,6 +147,14 @@ def equal_answers(a: Answer, r: Answer, tol: float) -> str | None:
                 how = how_a or how_r
                 return f"{rule} ({how})" if how else rule
     return None
+
+
+_NUMBER_WORDS = {w: sympy.Integer(k) for k, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORDS.update({w: sympy.Integer(10 * k) for k, w in enumerate(
+    "thirty forty fifty sixty seventy eighty ninety".split(), start=3)})
+_NUMBER_WORDS.update({"a hundred": sympy.Integer(100), "one hundred": sympy.Integer(100)})
 
 
 def _readings(a: Answer):

@@ -41,6 +41,8 @@ _THOUSANDS_THIN = re.compile(r"(?<=\d),\s*\\!\s*(?=\d{3}(?!\d))")
 _THOUSANDS_PLAIN = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^-?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
 _DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\^\s*\\circ|°|\\degree(?![a-zA-Z])|"
                      r"\\(?:text|mbox|mathrm|textrm)\s*\{\s*degrees?\s*\}|\s+degrees?\s*$")
+_TRIG = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)(?![a-zA-Z])")
+_DEGREE_IN_EXPR = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°)")
 _PERCENT = re.compile(r"\\?%|\\(?:text|mbox)\s*\{\s*(?:percent|\\%|%)\s*\}|\s+percent\s*$")
 _DOLLAR = re.compile(r"\\\$|^\$|\\(?:text|mbox)\s*\{\s*dollars?\s*\}|\s+dollars?\s*$")
 _TEXT_CMD = r"\\(?:text|textrm|textnormal|textup|textit|textbf|mbox|mathrm|mathit|mathbf|mathsf|operatorname|rm)"
@@ -86,6 +88,8 @@ def clean(text: str) -> tuple[str, frozenset[str]]:
     s = _THOUSANDS_BRACE.sub("", s)
     s = _THOUSANDS_THIN.sub("", s)
     s = _SPACING.sub(" ", s).strip()
+    if _TRIG.search(s):  # \sin 30^\circ: an angle inside an expression is converted to radians
+        s = _DEGREE_IN_EXPR.sub(r"(\1\\pi/180)", s)
     for mark, pattern in (("degree", _DEGREE), ("percent", _PERCENT), ("dollar", _DOLLAR)):
         s, n = pattern.subn("", s)
         if n:
@@ -155,6 +159,7 @@ _TOKEN = re.compile(r"""
 
 def tokenize(s: str) -> list[Token]:
     """Split cleaned answer text into whitelisted tokens; anything else raises `ParseError`."""
+    s = s.replace("**", "^")  # Python's power operator, as replies sometimes write it
     if any(c in _UNICODE for c in s):
         s = _UNICODE_ROOT.sub(r"\\sqrt{\1}", s)  # √113 is the root of 113, not (√1)13
         s = "".join(_UNICODE.get(c, c) for c in s)
@@ -182,7 +187,7 @@ def tokenize(s: str) -> list[Token]:
                 pos += m2.end()
                 text = f"{text}{{{m2.group(1)}}}"
         if kind == "letters":
-            if text in FUNCTIONS or text in ("pi", "infty", "inf", "oo") or (len(text) > 2 and text.lower() in _WORDS):
+            if text in FUNCTIONS or text in ("pi", "infty", "inf", "oo", "infinity") or (len(text) > 2 and text.lower() in _WORDS):
                 tokens.append(Token("word", text))
             elif len(text) > 3:
                 tokens.append(Token("word", text))

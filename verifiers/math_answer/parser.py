@@ -128,7 +128,7 @@ def is_unit(word: str) -> bool:
 
 def _is_text(plain: str) -> bool:
     words = plain.replace("-", " ").split()
-    return any(len(w) >= 3 and w.lower() not in FUNCTIONS and w.lower() not in ("pi", "infty", "inf")
+    return any(len(w) >= 3 and w.lower() not in FUNCTIONS and w.lower() not in ("pi", "infty", "inf", "infinity")
                for w in words)
 
 
@@ -322,7 +322,7 @@ class _Parser:
         if t.kind in ("letter", "num"):
             return t.kind == "letter" or self.toks[self.i - 1].kind != "num"
         if t.kind == "word":
-            return t.text in _FUNC or t.text in ("pi", "infty", "oo")
+            return t.text in _FUNC or t.text in ("pi", "infty", "oo", "infinity")
         if t.kind == "cmd":
             name = t.text[1:]
             return name.startswith("begin{") or name in FUNCTIONS or name in GREEK or name in (
@@ -429,6 +429,13 @@ class _Parser:
             self.i -= 1
             return self.parse_group()
         if x == "\\{":
+            nxt = self.peek(1)
+            if self.peek() is not None and self.peek().kind == "letter" and nxt is not None and \
+                    nxt.text in (":", "|", "\\mid"):  # set-builder {x : 0 < x < 1} is its condition
+                self.i += 2
+                cond = self.parse_item()
+                self.expect("\\}")
+                return cond
             self.i -= 1
             return _as_set(self.parse_group("\\{", "\\}"))
         if x == "\\langle":
@@ -449,7 +456,7 @@ class _Parser:
     def _word(self, w: str):
         if w == "pi":
             return sympy.pi
-        if w in ("infty", "inf", "oo"):
+        if w in ("infty", "inf", "oo", "infinity"):
             return sympy.oo
         if w in _FUNC:
             return self._function(w)
