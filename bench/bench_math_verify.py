@@ -74,7 +74,7 @@ def mv_single(pairs, repeat: int) -> tuple[list[bool], float]:
 def mv_pool(pairs, repeat: int, workers: int) -> tuple[list[bool], float]:
     ctx = mp.get_context("forkserver")
     with ctx.Pool(workers) as pool:
-        pool.map(mv_check, pairs[:workers])  # start the pool
+        pool.map(mv_check, pairs[:8 * workers], chunksize=1)  # start every worker and its imports
         start = time.perf_counter()
         for rep in range(repeat):
             decisions = pool.map(mv_check, _round(pairs, rep), chunksize=8)

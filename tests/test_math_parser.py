@@ -75,6 +75,7 @@ def test_clean_removes_presentation():
     ("9^{9^{9^{9}}}", "digits"),
     ("10^{10^{10}}!", "digits"),
     ("(10^{100})!", "factorial"),
+    (r"\binom{100000}{50000}", "binomial"),
     ("x^{10000000}", "exponent"),
     ("{" * 200 + "1" + "}" * 200, "nesting"),
     ("(" * 200 + "1" + ")" * 200, "nesting"),

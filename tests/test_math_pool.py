@@ -39,6 +39,18 @@ def test_overrun_is_a_timeout_and_the_worker_is_replaced(pool):
     assert [r[0] for r in pool.run([SLOW, FAST])] == ["correct", "correct"]  # the replacements work
 
 
+def test_a_timeout_inside_a_chunk_sends_the_rest_back():
+    p = CheckPool(workers=1, timeout=0.1)
+    try:
+        slow = (r"\frac{(a+b+c)^{8}-(a+b+c)^{7}}{(a+b)^8}", "x", 1e-6)  # about 0.2 s of sympy work
+        same = ("1", "1", 1e-6)                                         # decided in microseconds
+        results = p.run([same, slow, same, same, same, same])          # chunks of three
+        assert [r[0] for r in results] == ["correct", "timeout", "correct", "correct", "correct", "correct"]
+        assert p.replaced == 1
+    finally:
+        p.close()
+
+
 def test_memory_overrun_is_a_verdict_and_the_worker_is_replaced():
     with_bound = CheckPool(workers=1, timeout=10.0, memory_mb=100)
     try:

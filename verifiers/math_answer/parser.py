@@ -506,8 +506,12 @@ class _Parser:
             return sympy.sqrt(arg) if index is None else _power(arg, 1 / index)
         if name == "binom":
             n, k = self.parse_arg(), self.parse_arg()
-            if n.is_number and (not isinstance(n, sympy.Integer) or abs(n) > 10**5):
+            if n.is_number and (not isinstance(n, sympy.Integer) or abs(n) > 10**6):
                 raise ParseError("binomial too large")
+            if isinstance(n, sympy.Integer) and isinstance(k, sympy.Integer) and 0 <= k <= n:
+                digits = (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)) / math.log(10)
+                if digits > MAX_DIGITS:
+                    raise ParseError(f"binomial with more than {MAX_DIGITS} digits")
             return sympy.binomial(n, k)
         if name == "pi":
             return sympy.pi

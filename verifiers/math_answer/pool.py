@@ -51,24 +51,27 @@ def _worker_main(conn, memory_mb: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     import verifiers.math_answer.compare  # noqa: F401 - import before the memory cap
     _limit_memory(memory_mb)
-    job = None
     while True:
+        job = None
         try:
-            msg = conn.recv()
-            if msg is None:
+            chunk = conn.recv()
+            if chunk is None:
                 return
-            job, answer, reference, rel_tol = msg
-            result = run_check(answer, reference, rel_tol)
-        except (EOFError, OSError):
+            for job, answer, reference, rel_tol in chunk:  # one result per job, as soon as it is known
+                result = run_check(answer, reference, rel_tol)
+                conn.send((job, result))
+                if result[0] == "timeout":  # after a MemoryError the heap may be fragmented: start afresh
+                    return
+            continue
+        except (EOFError, OSError, ValueError):
             return
-        except MemoryError:  # even outside the check (reading the job): report it if there is room
+        except MemoryError:  # even outside the check (reading the chunk): report it if there is room
             result = ("timeout", {"bound": "memory"})
         try:
             conn.send((job, result))
         except (OSError, ValueError, MemoryError):
-            return
-        if result[0] == "timeout":  # after a MemoryError the heap may be fragmented: start afresh
-            return
+            pass
+        return
 
 
 def _context():
@@ -136,57 +139,68 @@ class CheckPool:
         self.replaced += 1
 
     def run(self, jobs: list[tuple[str, str, float]]) -> list[Result]:
-        """Results of ``(answer, reference, rel_tol)`` jobs, in order."""
+        """Results of ``(answer, reference, rel_tol)`` jobs, in order.
+
+        Jobs go out in chunks (fewer round trips); the worker answers each job as soon as it is
+        done, and the deadline restarts with every answer, so each check keeps its own bound.
+        """
         results: list[Result | None] = [None] * len(jobs)
         queue = deque(range(len(jobs)))
         with self._lock:
             self._ensure_started()
-            busy: dict[int, tuple[int, float]] = {}  # worker index -> (job index, deadline)
+            busy: dict[int, deque] = {}        # worker index -> its jobs not yet answered, in order
+            deadline: dict[int, float] = {}    # worker index -> deadline of the job it runs now
             retried: set[int] = set()
+
+            def give_up(i: int, result: Result | None) -> None:
+                """Worker ``i`` is lost: its current job gets ``result`` (or one retry), the rest go back."""
+                pending = busy.pop(i)
+                deadline.pop(i, None)
+                self._replace(i)
+                current = pending.popleft()
+                queue.extendleft(reversed(pending))
+                if result is None and current not in retried:
+                    retried.add(current)
+                    queue.appendleft(current)
+                else:
+                    results[current] = result or ("verifier_error", {"error": "check worker died", "bound": "crash"})
+
             while queue or busy:
+                size = max(1, min(16, -(-len(queue) // (2 * len(self._workers)))))
                 for i in range(len(self._workers)):
                     if queue and i not in busy:
                         if not self._workers[i].proc.is_alive():  # killed while idle
                             self._replace(i)
-                        j = queue.popleft()
+                        chunk = [queue.popleft() for _ in range(min(size, len(queue)))]
+                        busy[i], deadline[i] = deque(chunk), time.monotonic() + self.timeout
                         try:
-                            self._workers[i].conn.send((j, *jobs[j]))
-                        except (OSError, ValueError):  # the worker died before or while reading the job
-                            result = self._last_words(i, j)
-                            self._replace(i)
-                            if result is None and j not in retried:
-                                retried.add(j)
-                                queue.appendleft(j)
-                            else:
-                                results[j] = result or ("verifier_error", {"error": "no worker could take the job"})
-                            continue
-                        busy[i] = (j, time.monotonic() + self.timeout)
+                            self._workers[i].conn.send([(j, *jobs[j]) for j in chunk])
+                        except (OSError, ValueError):  # the worker died before or while reading
+                            give_up(i, self._last_words(i, chunk[0]))
                 if not busy:
                     continue
-                left = min(d for _, d in busy.values()) - time.monotonic()
+                left = min(deadline.values()) - time.monotonic()
                 conns = {self._workers[i].conn: i for i in busy}
                 for conn in wait(list(conns), timeout=max(left, 0.0)):
                     i = conns[conn]
-                    j, _ = busy.pop(i)
                     try:
                         job, result = conn.recv()
-                        results[j] = result if job == j else ("verifier_error", {"error": "worker out of step"})
-                    except (EOFError, OSError):  # the worker died on this job: one more try elsewhere
-                        self._replace(i)
-                        if j in retried:
-                            results[j] = ("verifier_error", {"error": "check worker died", "bound": "crash"})
-                        else:
-                            retried.add(j)
-                            queue.appendleft(j)
+                    except (EOFError, OSError):
+                        give_up(i, None)
                         continue
-                    if result[0] == "timeout":
-                        self._replace(i)  # the worker exits after a memory overrun
+                    if job not in (busy[i][0], None):
+                        give_up(i, ("verifier_error", {"error": "worker out of step"}))
+                        continue
+                    if result[0] == "timeout":  # a memory overrun: the worker has exited
+                        give_up(i, result)
+                        continue
+                    results[busy[i].popleft()] = result
+                    deadline[i] = time.monotonic() + self.timeout
+                    if not busy[i]:
+                        del busy[i], deadline[i]
                 now = time.monotonic()
-                for i, (j, deadline) in list(busy.items()):
-                    if deadline <= now:
-                        del busy[i]
-                        results[j] = ("timeout", {"bound": "time", "limit_s": self.timeout})
-                        self._replace(i)
+                for i in [i for i, d in deadline.items() if d <= now]:
+                    give_up(i, ("timeout", {"bound": "time", "limit_s": self.timeout}))
         return results  # type: ignore[return-value]
 
     def _last_words(self, i: int, j: int) -> Result | None:
