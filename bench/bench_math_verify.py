@@ -64,6 +64,26 @@ def ours_pool(pairs, repeat: int, workers: int) -> tuple[list[bool], float, floa
     return [v[0] == "correct" for v in verdicts], rate, startup
 
 
+def latencies() -> dict[str, float]:
+    """Median microseconds of one warm ``verify`` call: a plain number (in-process) and an expression (pool)."""
+    from types import SimpleNamespace
+
+    from verifiers.math_answer.verifier import MathVerifier
+    out = {}
+    with MathVerifier() as verifier:
+        verifier.check("x", "x + 0")  # start the pool
+        for name, reply, ref in (("plain number, fast path", "so \\boxed{42.0}", "42"),
+                                 ("expression, pool", "so \\boxed{\\frac{2x}{4}}", "x/2")):
+            example = SimpleNamespace(id="0", reference=ref, meta={})
+            times = []
+            for k in range(300):
+                start = time.perf_counter()
+                verifier.verify(reply + " " * k, example)
+                times.append(time.perf_counter() - start)
+            out[name] = sorted(times)[len(times) // 2] * 1e6
+    return out
+
+
 def mv_single(pairs, repeat: int) -> tuple[list[bool], float]:
     start = time.perf_counter()
     for rep in range(repeat):
@@ -123,7 +143,7 @@ def main() -> None:
     for row, o, m in zip(rows, ours, theirs):
         if o != m:
             right = "ours" if o == row["equivalent"] else "math-verify"
-            cell = lambda s: "`" + s.replace("|", "\\|") + "`"  # noqa: E731
+            cell = lambda s: "`" + s.replace("|", "\\|") + "`"
             print(f"| {cell(row['reference'])} | {cell(row['answer'])} | {'equal' if row['equivalent'] else 'different'} "
                   f"| {'equal' if o else 'different'} | {'equal' if m else 'different'} | {right} |")
     print()
@@ -133,6 +153,8 @@ def main() -> None:
     print(f"| ours | {ours_rate1:,.0f} | {ours_rate_pool:,.0f} |")
     print(f"| math-verify | {mv_rate1:,.0f} | {mv_rate_pool:,.0f} |")
     print(f"\nOur pool start-up (first check): {startup:.2f} s; {args.repeat} timed passes per cell.")
+    for name, us in latencies().items():
+        print(f"One warm `verify()` call, {name}: {us:,.0f} µs (median of 300).")
 
 
 if __name__ == "__main__":

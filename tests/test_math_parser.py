@@ -1,10 +1,19 @@
 """The whitelist tokenizer and recursive-descent parser: shapes built, text refused, sizes guarded."""
 
-import sympy
 import pytest
+import sympy
 
 from verifiers.math_answer.latex import ParseError, clean, tokenize
-from verifiers.math_answer.parser import Choice, Interval, Matrix, Relation, Seq, Text, Union, parse_answer
+from verifiers.math_answer.parser import (
+    Choice,
+    Interval,
+    Matrix,
+    Relation,
+    Seq,
+    Text,
+    Union,
+    parse_answer,
+)
 
 x, y = sympy.symbols("x y")
 

@@ -61,6 +61,10 @@ def test_rel_tol_is_configurable():
         assert loose.equivalent("0.33", r"\frac{1}{3}")
         assert not exact.equivalent("0.3333333", r"\frac{1}{3}")
         assert exact.equivalent("0.5", r"\frac{1}{2}")
+    with MathVerifier(workers=0) as default:
+        assert default.equivalent("0.333333", r"\frac{1}{3}")      # 6 digits, off by less than the last one
+        assert not default.equivalent("0.333", r"\frac{1}{3}")
+        assert not default.equivalent(r"3 \cdot 10^{-20}", r"\pi \cdot 10^{-20}")  # relative, even when tiny
 
 
 def test_references_of_other_types(v):

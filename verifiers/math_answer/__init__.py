@@ -22,4 +22,4 @@ strategy that found it, the normalised forms of both sides and the rule that dec
 from verifiers.extract import DEFAULT, STRATEGIES, STRICT, extract, last_boxed
 from verifiers.math_answer.verifier import REASONS, MathVerifier, quick_compare
 
-__all__ = ["MathVerifier", "extract", "last_boxed", "quick_compare", "DEFAULT", "STRATEGIES", "STRICT", "REASONS"]
+__all__ = ["DEFAULT", "REASONS", "STRATEGIES", "STRICT", "MathVerifier", "extract", "last_boxed", "quick_compare"]

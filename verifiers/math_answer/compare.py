@@ -7,9 +7,11 @@ the rules in order; the first that holds names the verdict (``details["rule"]``)
 * **choice**: the reference is a multiple-choice letter (``\\text{(C)}``, ``(C)``, ``C``); the
   answer's first letter choice must match.
 * **words**: ``\\text{east}`` vs ``East``: case-insensitive word comparison.
-* **number**: exact equality; a decimal on either side (``0.333333`` vs ``\\frac13``) is compared
-  within ``rel_tol * max(|reference|, 1)``, except that two terminating decimals (``0.0000672``
-  vs ``0.000067``) must match exactly.
+* **number**: exact equality (two exact irrationals: the same to 60 significant digits). If
+  either side is written with a decimal point, ``|a - r| <= rel_tol * |r|``, or a decimal answer
+  with 6+ significant digits may be off by one unit in its last digit (``0.333333`` is
+  ``\\frac13``, ``0.33`` is not); two terminating decimals (``0.0000672`` vs ``0.000067``) must
+  match exactly.
 * **expression**: the difference is zero after ``expand``; else both sides are evaluated at
   random points (one mismatch rejects; agreement at three or more accepts); where too few points
   are defined, ``simplify(difference) == 0`` decides.
@@ -26,21 +28,36 @@ the rules in order; the first that holds names the verdict (``details["rule"]``)
 
 from __future__ import annotations
 
+import math
 import random
+from dataclasses import dataclass
+from fractions import Fraction
 import re
 from functools import lru_cache
 
 import mpmath
 import sympy
 
-from verifiers.math_answer.latex import ParseError, clean
-from verifiers.math_answer.parser import (PM, Answer, Choice, Interval, Matrix, Relation, Seq, Text, Union,
-                                          parse_answer)
+from verifiers.math_answer.latex import MIN_SIGNIFICANT, ParseError, clean
+from verifiers.math_answer.parser import PM, parse_answer
+from verifiers.math_answer.shapes import (
+    Answer,
+    Choice,
+    Interval,
+    Matrix,
+    Relation,
+    Seq,
+    Text,
+    Union,
+)
 
 NUMERIC_POINTS = 5
 IDENTITY_TOL = 1e-40  # numeric identity test for exact expressions, at EVAL_DIGITS digits
 EVAL_DIGITS = 80
+EVAL_BITS = 4 * EVAL_DIGITS
 MAX_SIMPLIFY_OPS = 400  # larger differences are judged by numeric evaluation only
+MAX_EXPANDED_TERMS = 300  # expand only what stays this small
+_DECIMAL = re.compile(r"[-+]?(\d*)\.(\d+)")
 
 
 def compare(answer: str, reference: str, rel_tol: float = 1e-6) -> tuple[str, dict]:
@@ -62,11 +79,30 @@ def compare(answer: str, reference: str, rel_tol: float = 1e-6) -> tuple[str, di
     except ParseError as exc:
         return "unparsable", {"side": "answer", "error": str(exc), "reference_normalized": show(ref)}
     details = {"answer_normalized": show(ans), "reference_normalized": show(ref)}
-    tol = rel_tol if ("decimal" in ans.marks or "decimal" in ref.marks) else 0.0
+    tol = Tolerance(rel_tol if ("decimal" in ans.marks or "decimal" in ref.marks) else 0.0, _last_digit(answer))
     rule = equal_answers(ans, ref, tol)
     if rule:
         return "correct", {**details, "rule": rule}
     return "wrong", details
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """``rel``: relative tolerance (0 for exact answers); ``ulp``: one unit in the last written digit
+    of an answer that is a single decimal with at least `MIN_SIGNIFICANT` significant digits, else 0."""
+    rel: float
+    ulp: Fraction = Fraction(0)
+
+
+def _last_digit(answer: str) -> Fraction:
+    try:
+        text = clean(answer)[0]
+    except ParseError:
+        return Fraction(0)
+    m = _DECIMAL.fullmatch(text)
+    if not m or len((m.group(1) + m.group(2)).lstrip("0")) < MIN_SIGNIFICANT:
+        return Fraction(0)
+    return Fraction(1, 10 ** len(m.group(2)))
 
 
 def _squash(s: str) -> str:
@@ -80,7 +116,10 @@ def _parse(text: str) -> Answer:
 
 def show(a: Answer) -> str:
     marks = f" [{', '.join(sorted(a.marks))}]" if a.marks else ""
-    return (_show(a.value) + marks)[:300]
+    try:
+        return (_show(a.value) + marks)[:300]
+    except ValueError:  # a number too long for Python to print
+        return "(too long to show)" + marks
 
 
 def _show(v) -> str:
@@ -414,30 +453,36 @@ def _terminating(x: sympy.Basic) -> bool:
     return q == 1
 
 
-def _numbers_equal(a, b, tol) -> bool:
+def _numbers_equal(a, b, tol: Tolerance) -> bool:
+    """Exact, or within ``tol.rel * |b|`` or ``tol.ulp`` when decimals are involved (see the module doc)."""
     if isinstance(a, sympy.Rational) and isinstance(b, sympy.Rational):
         if a == b:
             return True
-        if tol == 0 or (_terminating(a) and _terminating(b)):
+        if tol.rel == 0 or (_terminating(a) and _terminating(b)):
             return False
-    if a.is_infinite or b.is_infinite:
+        d = abs(Fraction(int(a.p), int(a.q)) - Fraction(int(b.p), int(b.q)))
+        return d <= Fraction(str(tol.rel)) * abs(Fraction(int(b.p), int(b.q))) or d < tol.ulp
+    if a.has(sympy.oo, -sympy.oo) or b.has(sympy.oo, -sympy.oo):  # structural: no assumption queries
         return False
     try:
-        va, vb = complex(a.evalf(40)), complex(b.evalf(40))
-    except (TypeError, ValueError, OverflowError):
+        with mpmath.workdps(EVAL_DIGITS):
+            va, vb = a.evalf(EVAL_DIGITS)._to_mpmath(EVAL_BITS), b.evalf(EVAL_DIGITS)._to_mpmath(EVAL_BITS)
+            d, scale = abs(va - vb), max(abs(va), abs(vb))
+            if tol.rel == 0:  # exact answers: the same number to 60 of the 80 digits
+                return bool(d <= mpmath.mpf(10) ** -60 * scale)
+            return bool(d <= tol.rel * abs(vb) or d < tol.ulp.numerator / mpmath.mpf(tol.ulp.denominator))
+    except (AttributeError, TypeError, ValueError, OverflowError):
         return False
-    scale = max(abs(vb), 1.0)
-    return abs(va - vb) <= max(tol, 1e-14) * scale
 
 
 def _expressions_equal(a, b, tol) -> str | None:
     diff = a - b
     if diff == 0:
         return "expression"
-    if diff.is_number and tol == 0:  # x^2 + 1 - x^2: a nonzero constant
+    if diff.is_number and tol.rel == 0:  # x^2 + 1 - x^2: a nonzero constant
         return None
     small = sympy.count_ops(diff) <= MAX_SIMPLIFY_OPS
-    if small and _max_power(diff) <= 8 and sympy.expand(diff) == 0:  # small enough that expand cannot blow up
+    if small and _expanded_terms(diff) <= MAX_EXPANDED_TERMS and sympy.expand(diff) == 0:
         return "expression"
     agree = 0
     with mpmath.workdps(EVAL_DIGITS):
@@ -445,7 +490,7 @@ def _expressions_equal(a, b, tol) -> str | None:
             if point is None:
                 continue
             va, vb = point
-            if abs(va - vb) > max(tol, IDENTITY_TOL) * max(abs(vb), 1):
+            if abs(va - vb) > max(tol.rel, IDENTITY_TOL) * max(abs(vb), 1):
                 return None
             agree += 1
     if agree >= 3:
@@ -457,6 +502,18 @@ def _expressions_equal(a, b, tol) -> str | None:
         except (TypeError, ValueError, RecursionError, NotImplementedError):
             pass
     return None
+
+
+def _expanded_terms(e) -> int:
+    """An upper bound on the number of terms ``expand(e)`` produces, computed without expanding."""
+    if isinstance(e, sympy.Add):
+        return sum(_expanded_terms(a) for a in e.args)
+    if isinstance(e, sympy.Mul):
+        return math.prod(_expanded_terms(a) for a in e.args)
+    if isinstance(e, sympy.Pow) and isinstance(e.exp, sympy.Integer) and e.exp > 1:
+        n, k = _expanded_terms(e.base), int(e.exp)
+        return math.comb(n + k - 1, k) if n < 10**4 and k < 10**4 else 10**9
+    return 1
 
 
 def _max_power(e) -> int:
@@ -475,7 +532,7 @@ def _sample(key_expr, exprs, n):
     for _ in range(n):
         point = {s: sympy.Float(rng.choice((-1, 1)) * rng.randint(200, 2000), EVAL_DIGITS) / 997 for s in symbols}
         try:
-            values = [e.xreplace(point).evalf(EVAL_DIGITS)._to_mpmath(EVAL_DIGITS * 4) for e in exprs]
+            values = [e.xreplace(point).evalf(EVAL_DIGITS)._to_mpmath(EVAL_BITS) for e in exprs]
         except (AttributeError, TypeError, ValueError, OverflowError, ZeroDivisionError):
             yield None
             continue

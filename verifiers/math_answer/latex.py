@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 MAX_CHARS = 1000  # an answer longer than this (after clean-up) is not parsed
+MIN_SIGNIFICANT = 6  # a decimal answer this precise may differ from the reference by one unit in its last digit
 
 
 class ParseError(ValueError):

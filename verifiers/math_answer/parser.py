@@ -25,70 +25,36 @@ pathological answer costs microseconds, not minutes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import sympy
 
-from verifiers.math_answer.latex import MAX_CHARS, FUNCTIONS, GREEK, UNIT_WORDS, ParseError, Token, clean, tokenize, unwrap_text
+from verifiers.math_answer.latex import (
+    FUNCTIONS,
+    GREEK,
+    MAX_CHARS,
+    UNIT_WORDS,
+    ParseError,
+    Token,
+    clean,
+    tokenize,
+    unwrap_text,
+)
+from verifiers.math_answer.shapes import (
+    Answer,
+    Choice,
+    Interval,
+    Matrix,
+    Relation,
+    Seq,
+    Text,
+    Union,
+)
 
-MAX_DIGITS = 5000
+MAX_DIGITS = 4000  # below Python's 4300-digit limit on int-to-text conversion
 MAX_DEPTH = 60
 MAX_FACTORIAL = 1500  # 1500! has 4115 digits
 
 PM = sympy.Symbol("\u00b1")  # stands for the sign of \pm until an item is expanded; text cannot name it
-
-
-# --- answer shapes ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Seq:
-    """A sequence of items. ``kind``: tuple (parentheses), list (bare commas), set (braces)."""
-    kind: str
-    items: tuple
-
-
-@dataclass(frozen=True)
-class Interval:
-    lo: object
-    hi: object
-    left_open: bool
-    right_open: bool
-
-    def __str__(self) -> str:
-        return f"{'(' if self.left_open else '['}{self.lo}, {self.hi}{')' if self.right_open else ']'}"
-
-
-@dataclass(frozen=True)
-class Union:
-    parts: tuple
-
-
-@dataclass(frozen=True)
-class Matrix:
-    rows: tuple  # tuple of tuples of sympy expressions
-
-
-@dataclass(frozen=True)
-class Relation:
-    """``a = b`` (or a chain ``a < b <= c``): ``ops[i]`` sits between ``sides[i]`` and ``sides[i+1]``."""
-    ops: tuple
-    sides: tuple
-
-
-@dataclass(frozen=True)
-class Text:
-    text: str
-
-
-@dataclass(frozen=True)
-class Choice:
-    letter: str
-
-
-@dataclass(frozen=True)
-class Answer:
-    value: object
-    marks: frozenset = frozenset()
 
 
 # --- entry point --------------------------------------------------------------------------
@@ -147,10 +113,14 @@ def item_list(value) -> list:
 # --- size guards --------------------------------------------------------------------------
 
 def _digits(x: sympy.Basic) -> float:
+    """Decimal digits of the numerator or denominator of a rational, whichever is longer."""
     if isinstance(x, sympy.Rational):
-        return max(len(str(abs(x.p))) if abs(x.p) < 10**50 else math.log10(abs(x.p)) + 1,
-                   len(str(x.q)) if x.q < 10**50 else math.log10(x.q) + 1)
+        return max(_log10(abs(int(x.p))), _log10(int(x.q)))
     return 0.0
+
+
+def _log10(n: int) -> float:
+    return math.log10(n) if n < 10**300 else n.bit_length() * math.log10(2)
 
 
 def _check_size(x: sympy.Basic) -> sympy.Basic:
@@ -164,7 +134,7 @@ def _power(base: sympy.Basic, exp: sympy.Basic) -> sympy.Basic:
         raise ParseError("exponent too large")
     if base.is_number and exp.is_number:
         if isinstance(exp, sympy.Rational) and isinstance(base, sympy.Rational):
-            size = abs(exp.p) * _digits(base) / exp.q
+            size = abs(exp.p) * max(_digits(base), 1e-3) / exp.q
             if size > MAX_DIGITS and abs(base) != 1 and base != 0:
                 raise ParseError(f"power with more than {MAX_DIGITS} digits")
         elif exp.is_Rational and abs(exp) > 10**4 and (base.free_symbols or abs(base) != 1):
@@ -173,6 +143,8 @@ def _power(base: sympy.Basic, exp: sympy.Basic) -> sympy.Basic:
             value = sympy.Abs(exp).evalf(15)
             if value.is_Number and value > 10**4:
                 raise ParseError("exponent too large")
+    if isinstance(base, sympy.Integer) and isinstance(exp, sympy.Rational) and exp.q > 1 and _digits(base) > 60:
+        return sympy.Pow(base, exp, evaluate=False)  # sympy would search a huge number for perfect powers
     return _check_size(sympy.Pow(base, exp))
 
 
@@ -503,7 +475,7 @@ class _Parser:
                 index = self._expr(self.parse_sum())
                 self.expect("]")
             arg = self.parse_arg()
-            return sympy.sqrt(arg) if index is None else _power(arg, 1 / index)
+            return _power(arg, sympy.Rational(1, 2) if index is None else 1 / index)
         if name == "binom":
             n, k = self.parse_arg(), self.parse_arg()
             if n.is_number and (not isinstance(n, sympy.Integer) or abs(n) > 10**6):
@@ -619,5 +591,18 @@ def _as_tuple(v):
     return Seq("tuple", (v,))
 
 
-__all__ = ["Answer", "Choice", "Interval", "Matrix", "ParseError", "Relation", "Seq", "Text", "Union",
-           "parse_answer", "item_list", "MAX_CHARS", "MAX_DIGITS"]
+__all__ = [
+    "MAX_CHARS",
+    "MAX_DIGITS",
+    "Answer",
+    "Choice",
+    "Interval",
+    "Matrix",
+    "ParseError",
+    "Relation",
+    "Seq",
+    "Text",
+    "Union",
+    "item_list",
+    "parse_answer",
+]

@@ -34,20 +34,24 @@ def _limit_memory(memory_mb: int) -> None:
         log.debug("could not set RLIMIT_AS", exc_info=True)
 
 
+MEMORY: Result = ("timeout", {"bound": "memory"})
+
+
 def run_check(answer: str, reference: str, rel_tol: float) -> Result:
-    """One comparison with every failure mode turned into a result (used in and out of workers)."""
+    """One comparison with every failure mode but memory turned into a result (in and out of workers)."""
     from verifiers.math_answer.compare import compare
     try:
         return compare(answer, reference, rel_tol)
-    except MemoryError:
-        return "timeout", {"bound": "memory"}
     except RecursionError:
         return "unparsable", {"error": "expression too deeply nested"}
+    except MemoryError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a checker bug on odd input is a verdict, not a crash
         return "verifier_error", {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
 
 
-def _worker_main(conn, memory_mb: int) -> None:
+def _worker_main(conn, memory_mb: int, check) -> None:
+    """Answer ``(job, result, alive)`` for every job of every chunk; exit after a memory overrun."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     import verifiers.math_answer.compare  # noqa: F401 - import before the memory cap
     _limit_memory(memory_mb)
@@ -57,18 +61,15 @@ def _worker_main(conn, memory_mb: int) -> None:
             chunk = conn.recv()
             if chunk is None:
                 return
-            for job, answer, reference, rel_tol in chunk:  # one result per job, as soon as it is known
-                result = run_check(answer, reference, rel_tol)
-                conn.send((job, result))
-                if result[0] == "timeout":  # after a MemoryError the heap may be fragmented: start afresh
-                    return
+            for job, args in chunk:  # one result per job, as soon as it is known
+                conn.send((job, check(*args), True))
             continue
         except (EOFError, OSError, ValueError):
             return
-        except MemoryError:  # even outside the check (reading the chunk): report it if there is room
-            result = ("timeout", {"bound": "memory"})
+        except MemoryError:  # in the check or reading the chunk: report it if there is room, then
+            pass             # start afresh (the heap may be fragmented)
         try:
-            conn.send((job, result))
+            conn.send((job, MEMORY, False))
         except (OSError, ValueError, MemoryError):
             pass
         return
@@ -84,9 +85,9 @@ def _context():
 
 
 class _Worker:
-    def __init__(self, ctx, memory_mb: int):
+    def __init__(self, ctx, memory_mb: int, check):
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_worker_main, args=(child, memory_mb), daemon=True,
+        self.proc = ctx.Process(target=_worker_main, args=(child, memory_mb, check), daemon=True,
                                 name="reasoner-math-check")
         self.proc.start()
         child.close()
@@ -115,12 +116,16 @@ def _shutdown(workers: list) -> None:
 
 
 class CheckPool:
-    """``workers`` processes running `run_check`, each job bounded by ``timeout`` s and ``memory_mb``."""
+    """``workers`` processes calling ``check(*job)``, each job bounded by ``timeout`` s and ``memory_mb``.
 
-    def __init__(self, workers: int = 2, timeout: float = 3.0, memory_mb: int = 1024):
+    ``check`` is `run_check` unless given; it must be a module-level function (it is sent to the
+    workers by name).
+    """
+
+    def __init__(self, workers: int = 2, timeout: float = 3.0, memory_mb: int = 1024, check=run_check):
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
-        self.size, self.timeout, self.memory_mb = workers, timeout, memory_mb
+        self.size, self.timeout, self.memory_mb, self.check = workers, timeout, memory_mb, check
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self._ctx = None
@@ -131,15 +136,15 @@ class CheckPool:
         if self._ctx is None:
             self._ctx = _context()
         while len(self._workers) < self.size:
-            self._workers.append(_Worker(self._ctx, self.memory_mb))
+            self._workers.append(_Worker(self._ctx, self.memory_mb, self.check))
 
     def _replace(self, i: int) -> None:
         self._workers[i].stop(kill=True)
-        self._workers[i] = _Worker(self._ctx, self.memory_mb)
+        self._workers[i] = _Worker(self._ctx, self.memory_mb, self.check)
         self.replaced += 1
 
-    def run(self, jobs: list[tuple[str, str, float]]) -> list[Result]:
-        """Results of ``(answer, reference, rel_tol)`` jobs, in order.
+    def run(self, jobs: list[tuple]) -> list[Result]:
+        """Results of ``check(*job)`` for every job (``(answer, reference, rel_tol)``), in order.
 
         Jobs go out in chunks (fewer round trips); the worker answers each job as soon as it is
         done, and the deadline restarts with every answer, so each check keeps its own bound.
@@ -174,7 +179,7 @@ class CheckPool:
                         chunk = [queue.popleft() for _ in range(min(size, len(queue)))]
                         busy[i], deadline[i] = deque(chunk), time.monotonic() + self.timeout
                         try:
-                            self._workers[i].conn.send([(j, *jobs[j]) for j in chunk])
+                            self._workers[i].conn.send([(j, jobs[j]) for j in chunk])
                         except (OSError, ValueError):  # the worker died before or while reading
                             give_up(i, self._last_words(i, chunk[0]))
                 if not busy:
@@ -184,14 +189,14 @@ class CheckPool:
                 for conn in wait(list(conns), timeout=max(left, 0.0)):
                     i = conns[conn]
                     try:
-                        job, result = conn.recv()
+                        job, result, alive = conn.recv()
                     except (EOFError, OSError):
                         give_up(i, None)
                         continue
                     if job not in (busy[i][0], None):
                         give_up(i, ("verifier_error", {"error": "worker out of step"}))
                         continue
-                    if result[0] == "timeout":  # a memory overrun: the worker has exited
+                    if not alive:  # a memory overrun: the worker has exited
                         give_up(i, result)
                         continue
                     results[busy[i].popleft()] = result
@@ -208,7 +213,7 @@ class CheckPool:
         conn = self._workers[i].conn
         try:
             if conn.poll(0.5):
-                job, result = conn.recv()
+                job, result, _ = conn.recv()
                 return result if job in (j, None) else None
         except (EOFError, OSError, ValueError):
             pass
@@ -229,12 +234,17 @@ def run_inline(jobs: list[tuple[str, str, float]], timeout: float) -> list[Resul
     use_alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
     for answer, reference, rel_tol in jobs:
         if not use_alarm:
-            out.append(run_check(answer, reference, rel_tol))
+            try:
+                out.append(run_check(answer, reference, rel_tol))
+            except MemoryError:
+                out.append(MEMORY)
             continue
         old = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
             out.append(run_check(answer, reference, rel_tol))
+        except MemoryError:
+            out.append(MEMORY)
         except _Overrun:
             out.append(("timeout", {"bound": "time", "limit_s": timeout}))
         finally:

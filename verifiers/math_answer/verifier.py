@@ -12,12 +12,13 @@ a stuck trainer. ``workers=0`` runs the checks in this process instead (a time b
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 from verifiers import Verdict, Verifier
 from verifiers.extract import DEFAULT, STRATEGIES, extract
-from verifiers.math_answer.latex import MAX_CHARS
+from verifiers.math_answer.latex import MAX_CHARS, MIN_SIGNIFICANT
 from verifiers.math_answer.pool import CheckPool, Result, run_inline
 
 MAX_SENT = 4 * MAX_CHARS  # longer answers cannot parse: judged here, never shipped to a worker
@@ -28,8 +29,11 @@ _QUICK_NOISE = re.compile(r"\\[!,; ]|\{,\}|\s|^\$|\$$|\\\$|\.$")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 
 
-def _plain_number(s: str) -> tuple[Fraction, bool] | None:
-    """``(value, written_as_decimal)`` for a plain number such as ``-12``, ``3.50``, ``7/8``."""
+def _plain_number(s: str) -> tuple[Fraction, bool, Fraction] | None:
+    """``(value, written_as_decimal, last_digit_unit)`` for a plain number: ``-12``, ``3.50``, ``7/8``.
+
+    ``last_digit_unit`` is ``10**-decimals`` for a decimal of 6+ significant digits, else 0.
+    """
     if len(s) > 60:
         return None
     s = _QUICK_NOISE.sub("", s)
@@ -41,11 +45,16 @@ def _plain_number(s: str) -> tuple[Fraction, bool] | None:
         if den is not None and (int(den) == 0 or "." in num):
             return None
         value = Fraction(num) / (int(den) if den else 1)
-        return (-value if sign else value), "." in num
+        ulp = Fraction(0)
+        if "." in num and den is None:
+            whole, _, decimals = num.partition(".")
+            if len((whole + decimals).lstrip("0")) >= MIN_SIGNIFICANT:
+                ulp = Fraction(1, 10 ** len(decimals))
+        return (-value if sign else value), "." in num, ulp
     m = _QUICK_FRAC.match(s)
     if m and int(m.group(3)) != 0:
         value = Fraction(int(m.group(2)), int(m.group(3)))
-        return (-value if m.group(1) else value), False
+        return (-value if m.group(1) else value), False, Fraction(0)
     return None
 
 
@@ -60,21 +69,21 @@ def _terminating(x: Fraction) -> bool:
 def quick_compare(answer: str, reference: str, rel_tol: float) -> Result | None:
     """The verdict for trivially safe pairs, or None when the pair needs the full check.
 
-    Same rules as the full check (``compare``) for the pairs it decides: exact equality, and a
-    decimal on either side compared within ``rel_tol * max(|reference|, 1)`` unless both are
-    terminating decimals.
+    Same rules as the full check (``compare``) for the pairs it decides: exact equality; with a
+    decimal on either side, ``|a - r| <= rel_tol * |r|`` or, for a decimal answer of 6+ significant
+    digits, one unit in its last digit; two terminating decimals must match exactly.
     """
     if answer.strip() == reference.strip() and answer.strip():
         return "correct", {"rule": "text"}
     a, r = _plain_number(answer), _plain_number(reference)
     if a is None or r is None:
         return None
-    (va, dec_a), (vr, dec_r) = a, r
+    (va, dec_a, ulp), (vr, dec_r, _) = a, r
     details = {"answer_normalized": str(va), "reference_normalized": str(vr)}
     if va == vr:
         return "correct", {**details, "rule": "number"}
-    if (dec_a or dec_r) and not (_terminating(va) and _terminating(vr)):
-        if abs(va - vr) <= Fraction(rel_tol) * max(abs(vr), 1):
+    if rel_tol > 0 and (dec_a or dec_r) and not (_terminating(va) and _terminating(vr)):
+        if abs(va - vr) <= Fraction(str(rel_tol)) * abs(vr) or abs(va - vr) < ulp:
             return "correct", {**details, "rule": "number"}
     return "wrong", details
 
@@ -143,7 +152,7 @@ class MathVerifier(Verifier):
             self._pool.close()
             self._pool = None
 
-    def __enter__(self) -> "MathVerifier":
+    def __enter__(self) -> MathVerifier:
         return self
 
     def __exit__(self, *exc) -> None:
