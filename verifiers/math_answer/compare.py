@@ -149,6 +149,9 @@ def _show(v) -> str:
 _CHOICE_IN_ANSWER = re.compile(r"^(?:\\(?:text|textbf|mathrm|mathbf|textrm)\s*\{\s*)?\(?\s*([A-J])\s*(?:\)|\}|$|[\s.:,])")
 
 
+_CHOICE_ANYWHERE = re.compile(r"(?<![A-Za-z\\])([A-J])(?![A-Za-z])")
+
+
 def _is_choice(v) -> bool:
     return isinstance(v, Choice) or (isinstance(v, sympy.Symbol) and re.fullmatch(r"[A-J]", v.name) is not None)
 
@@ -164,7 +167,9 @@ def choice_letter(answer: str) -> str | None:
     except ParseError:
         return None
     m = _CHOICE_IN_ANSWER.match(s.strip())
-    return m.group(1) if m else None
+    if not m or set(_CHOICE_ANYWHERE.findall(s)) - {m.group(1)}:  # "C, D" or "(C) or (D)" hedges
+        return None
+    return m.group(1)
 
 
 # --- structural comparison ------------------------------------------------------------------

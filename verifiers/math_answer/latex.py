@@ -98,7 +98,7 @@ def clean(text: str) -> tuple[str, frozenset[str]]:
     s = s.strip()
     for _ in range(3):  # "15 \mbox{ cm}^2", "5.4 \text{ cents}", "12 square feet"
         m = _TRAILING_TEXT_UNIT.search(s)
-        if m and m.start() > 0 and s[:m.start()].strip():
+        if m and m.start() > 0 and s[:m.start()].strip() and _unit_text(m.group(1)):
             s = s[:m.start()].strip()
             marks.add("unit")
             continue
@@ -118,6 +118,18 @@ def clean(text: str) -> tuple[str, frozenset[str]]:
     if len(s) > MAX_CHARS:
         raise ParseError(f"answer longer than {MAX_CHARS} characters")
     return s, frozenset(marks)
+
+
+HEDGES = frozenset("or and not no more less least most than about approximately roughly nearly almost only over under "
+                   "exactly at to".split())
+
+
+def _unit_text(text: str) -> bool:
+    """``cm``, ``square inches``, ``marbles``: a unit; ``or more``, ``at least``: a hedge, kept (and refused)."""
+    words = [w.lower().strip(".") for w in text.split()]
+    if len(words) == 1:
+        return words[0] not in HEDGES
+    return all(w in UNIT_WORDS or (w.endswith("s") and w[:-1] in UNIT_WORDS) for w in words)
 
 
 def unwrap_text(s: str) -> str:
