@@ -20,7 +20,7 @@ BATCH = 256  # rows judged per verify_batch call
               help="Where FILE mode writes verdicts  [default: FILE.verdicts.jsonl]")
 @click.option("--strategies", help="Answer extraction for completions, e.g. 'boxed' or 'boxed,hash,answer_is,last_number'.")
 @click.option("--rel-tol", type=float, default=1e-6, show_default=True,
-              help="Tolerance for answers written as decimals: |a - r| <= rel_tol * max(|r|, 1).")
+              help="Relative tolerance where a decimal is involved: |a - r| <= rel_tol * |r| (0: exact).")
 @click.option("--timeout", type=float, default=3.0, show_default=True, help="Seconds per check before a 'timeout' verdict.")
 @click.option("--workers", type=int, default=2, show_default=True, help="Check processes (0: check in this process).")
 def verify(target, reference, answer, output, strategies, rel_tol, timeout, workers):
