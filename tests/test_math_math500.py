@@ -86,3 +86,21 @@ def _differs(a: str, b: str) -> bool:
     """Different answers by their digits and letters (not by their LaTeX spelling)."""
     key = lambda s: re.sub(r"^[a-z]\s*=|\\(?:left|right|text|mbox|dfrac|frac|!|,)|[^0-9a-zA-Z.]", "", s)
     return key(a) != key(b)
+
+
+def test_the_boxed_answer_of_every_solution_matches(verifier):
+    rows = [json.loads(line) for line in open(DATA, encoding="utf-8")]
+    examples = [SimpleNamespace(id=r["unique_id"], reference=r["answer"], meta={}) for r in rows]
+    verdicts = verifier.verify_batch([r["solution"] for r in rows], examples)
+    assert [(r["answer"], v.reason) for r, v in zip(rows, verdicts) if not v.ok] == []
+
+
+def test_gsm8k_solutions_match_their_final_line(verifier):
+    path = DATA.parent / "gsm8k_test.jsonl"
+    if not path.exists():
+        pytest.skip(f"GSM8K not found at {path}")
+    rows = [json.loads(line) for line in open(path, encoding="utf-8")]
+    examples = [SimpleNamespace(id=str(i), reference=r["answer"].split("####")[-1].strip(), meta={"extract": ["hash"]})
+                for i, r in enumerate(rows)]
+    verdicts = verifier.verify_batch([r["answer"] for r in rows], examples)
+    assert sum(v.ok for v in verdicts) == len(rows)

@@ -12,6 +12,7 @@ a stuck trainer. ``workers=0`` runs the checks in this process instead (a time b
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -100,6 +101,7 @@ class MathVerifier(Verifier):
             raise ValueError("math verifier: need rel_tol >= 0, timeout > 0, memory_mb >= 64, workers >= 0")
         self.rel_tol, self.timeout, self.memory_mb, self.workers = float(rel_tol), float(timeout), memory_mb, workers
         self._pool: CheckPool | None = None
+        self._lock = threading.Lock()
 
     # --- public ---------------------------------------------------------------------------
     def verify(self, completion: str, example: Any) -> Verdict:
@@ -173,8 +175,9 @@ class MathVerifier(Verifier):
             if self.workers == 0:
                 done = run_inline(jobs, self.timeout)
             else:
-                if self._pool is None:
-                    self._pool = CheckPool(self.workers, self.timeout, self.memory_mb)
+                with self._lock:
+                    if self._pool is None:
+                        self._pool = CheckPool(self.workers, self.timeout, self.memory_mb)
                 done = self._pool.run(jobs)
             for i, result in zip(slow, done):
                 results[i] = result
