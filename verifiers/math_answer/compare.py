@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
 from fractions import Fraction
-import re
 from functools import lru_cache
 
 import mpmath

@@ -25,6 +25,7 @@ pathological answer costs microseconds, not minutes.
 from __future__ import annotations
 
 import math
+import re
 
 import sympy
 
@@ -59,18 +60,17 @@ PM = sympy.Symbol("\u00b1")  # stands for the sign of \pm until an item is expan
 
 # --- entry point --------------------------------------------------------------------------
 
-_CHOICE_TEXT = r"(?:\\(?:text|textbf|mathrm|mathbf|textrm)\s*\{\s*)?"
+_TEXT_OPEN = r"\\(?:text|textbf|mathrm|mathbf|textrm)\s*\{\s*"
+_CHOICE = (re.compile(f"(?:{_TEXT_OPEN})?" + r"\(\s*([A-J])\s*\)\s*\}?"),  # (C), \text{(C)}
+           re.compile(_TEXT_OPEN + r"([A-J])\s*\}"))                          # \text{C}
 
 
 def parse_answer(text: str) -> Answer:
     """Parse one answer string into an `Answer`; raises `ParseError` when it cannot."""
-    import re
-
     s, marks = clean(text)
     if not s:
         raise ParseError("empty answer")
-    choice = re.fullmatch(_CHOICE_TEXT + r"\(\s*([A-J])\s*\)\s*\}?", s) or \
-        re.fullmatch(_CHOICE_TEXT[:-1] + r"([A-J])\s*\}", s)
+    choice = _CHOICE[0].fullmatch(s) or _CHOICE[1].fullmatch(s)
     if choice:
         return Answer(Choice(choice.group(1)), marks)
     plain = unwrap_text(s).strip()
@@ -96,18 +96,6 @@ def _is_text(plain: str) -> bool:
     words = plain.replace("-", " ").split()
     return any(len(w) >= 3 and w.lower() not in FUNCTIONS and w.lower() not in ("pi", "infty", "inf", "infinity")
                for w in words)
-
-
-def item_list(value) -> list:
-    """Items of a value, with every ``\\pm`` expanded into its two signs."""
-    items = list(value.items) if isinstance(value, Seq) and value.kind == "list" else [value]
-    out = []
-    for it in items:
-        if isinstance(it, sympy.Basic) and it.has(PM):
-            out.extend([it.xreplace({PM: sympy.Integer(1)}), it.xreplace({PM: sympy.Integer(-1)})])
-        else:
-            out.append(it)
-    return out
 
 
 # --- size guards --------------------------------------------------------------------------
@@ -333,10 +321,10 @@ class _Parser:
             return -v if op == "-" else v
         if self.at("{"):
             return self.parse_group()
-        return self.parse_postfix(exponent=True)
+        return self.parse_postfix()
 
-    def parse_postfix(self, exponent: bool = False):
-        v = self.parse_primary(exponent)
+    def parse_postfix(self):
+        v = self.parse_primary()
         while self.at("!"):
             self.take()
             v = _factorial(self._expr(v))
@@ -367,7 +355,7 @@ class _Parser:
             return sympy.Rational(t.text)
         return self._expr(self.parse_primary())
 
-    def parse_primary(self, exponent: bool = False):
+    def parse_primary(self):
         t = self.take()
         self.enter()
         try:
@@ -603,6 +591,5 @@ __all__ = [
     "Seq",
     "Text",
     "Union",
-    "item_list",
     "parse_answer",
 ]
