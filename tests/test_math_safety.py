@@ -106,3 +106,20 @@ def test_nothing_runs(monkeypatch, tmp_path):
             assert reason in ("wrong", "unparsable", "correct")
     assert [c for c in calls if c != "__import__"] == []
     assert not os.path.exists(SENTINEL)
+
+
+def test_no_string_parsing_on_any_labelled_pair(monkeypatch):
+    """sympy's own string parser is never reached, on hostile or ordinary answers alike."""
+    import json
+    from pathlib import Path
+
+    from verifiers.math_answer import compare as compare_module
+
+    def no_parse_expr(*args, **kwargs):
+        raise AssertionError(f"parse_expr reached with {args[:1]!r}")
+    monkeypatch.setattr(sympy.parsing.sympy_parser, "parse_expr", no_parse_expr)
+    compare_module._parse.cache_clear()
+    pairs = [json.loads(line) for line in open(Path(__file__).parent / "data" / "math_pairs.jsonl", encoding="utf-8")]
+    for p in pairs:
+        reason, details = compare(p["answer"], p["reference"])
+        assert reason != "verifier_error", (p, details)
