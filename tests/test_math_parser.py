@@ -44,6 +44,7 @@ x, y = sympy.symbols("x y")
     (r"\lfloor 2.5 \rfloor", sympy.Integer(2)),
     ("(a+5)(b+2)", (sympy.Symbol("a") + 5) * (sympy.Symbol("b") + 2)),
     ("2√113", 2 * sympy.sqrt(113)),
+    (r"\sqrt\binom23", sympy.Integer(0)),                  # a root of zero (found by fuzzing)
     ("1{,}000", sympy.Integer(1000)),
     ("10,\\!080", sympy.Integer(10080)),
 ])

@@ -484,8 +484,6 @@ def _expressions_equal(a, b, tol) -> str | None:
     diff = a - b
     if diff == 0:
         return "expression"
-    if diff.is_number and tol.rel == 0:  # x^2 + 1 - x^2: a nonzero constant
-        return None
     small = sympy.count_ops(diff) <= MAX_SIMPLIFY_OPS
     if small and _expanded_terms(diff) <= MAX_EXPANDED_TERMS and sympy.expand(diff) == 0:
         return "expression"

@@ -108,6 +108,8 @@ def _digits(x: sympy.Basic) -> float:
 
 
 def _log10(n: int) -> float:
+    if n <= 1:
+        return 0.0
     return math.log10(n) if n < 10**300 else n.bit_length() * math.log10(2)
 
 
