@@ -11,6 +11,7 @@ import click
 # command name -> "module:attribute" of a click command or group
 COMMANDS = {
     "train": "reasoner.commands.train:train",
+    "verify": "reasoner.commands.verify:verify",
     "verifiers": "reasoner.commands.listing:verifiers",
     "tasks": "reasoner.commands.listing:tasks",
     "models": "reasoner.commands.listing:models",
@@ -40,6 +41,7 @@ def main(verbose: int) -> None:
       reasoner train                      # GRPO on SmolLM2-135M, arithmetic task, CPU
       reasoner train --help               # every setting, with its default
       reasoner verifiers list             # installed reward plugins
+      reasoner verify math -r '\\frac12' -a 0.5   # check one answer against a reference
       reasoner tasks list                 # installed task loaders
     """
     level = logging.WARNING - 10 * verbose

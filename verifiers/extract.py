@@ -16,38 +16,45 @@ STRATEGIES = ("boxed", "hash", "answer_is", "last_number")
 STRICT = ("boxed",)
 DEFAULT = ("boxed", "hash", "answer_is")
 
-_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BOX_SCAN = re.compile(r"\\(?:boxed|fbox)\s*\{|\\.|[{}]", re.DOTALL)
 _BOX_SPACE = re.compile(r"\\boxed\s+(-?[0-9][0-9.,/]*)")
 _HASH = re.compile(r"####\s*([^\n]+)")
-_ANSWER_IS = re.compile(r"(?:answer\s*(?:is|:|=)|answer\s+is\s*:)\s*\$?\s*([^\n$]+)", re.IGNORECASE)
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
-MAX_SCAN = 100_000  # characters of a reply that extraction looks at (the tail)
+_ANSWER_IS = re.compile(
+    r"answer\s*(?:is|:|=)\s*:?[\s*]*(\$\$[^$]+\$\$|\$[^$\n]+\$|\\\([^\n]+?\\\)|[^\n]+?)(?=\.?\s*(?:\n|$)|\.\s)",
+    re.IGNORECASE)
+NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
+MAX_SCAN = 200_000  # characters of a reply that extraction looks at (the tail)
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}``/``\\fbox{...}``, braces balanced; None if absent or unclosed."""
+    """Content of the last ``\\boxed{...}``/``\\fbox{...}``, braces balanced; None if absent or unclosed.
+
+    One pass over the text with a stack of open braces, so the cost is linear in the length even
+    for replies made of thousands of nested or unclosed boxes.
+    """
     text = text[-MAX_SCAN:]
-    found = None
-    for m in _BOX_OPEN.finditer(text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            c = text[i]
-            if c == "\\" and i + 1 < len(text):
-                i += 2
-                continue
-            depth += (c == "{") - (c == "}")
-            i += 1
-        if depth == 0:
-            found = text[m.end():i - 1]
-    if found is None:
-        spaced = _BOX_SPACE.findall(text)
-        if spaced:
-            found = spaced[-1]
-    return None if found is None else found.strip()
+    stack: list[int] = []  # content start of an open box, or -1 for a plain brace
+    best: tuple[int, int] | None = None
+    for m in _BOX_SCAN.finditer(text):
+        tok = m.group()
+        if tok == "{":
+            stack.append(-1)
+        elif tok == "}":
+            if stack:
+                start = stack.pop()
+                if start >= 0 and (best is None or start > best[0]):
+                    best = (start, m.start())
+        elif len(tok) > 2:  # \boxed{ or \fbox{ (an escaped \{ is two characters)
+            stack.append(m.end())
+    if best is not None:
+        return text[best[0]:best[1]].strip()
+    spaced = _BOX_SPACE.findall(text)
+    return spaced[-1].strip() if spaced else None
 
 
 def _strip_trailing(s: str) -> str:
-    s = s.strip().rstrip(".").strip()
+    s = s.strip().strip("*").strip()
+    s = s.rstrip(".").strip()
     return s.strip("$ ").strip()
 
 
