@@ -70,7 +70,7 @@ def test_math_verifier_no_answer_and_per_example_strategies():
 def test_math_verifier_never_evaluates_text():
     v = verifiers.get("math")
     verdict = v.verify(r"\boxed{__import__('os').system('touch /tmp/reasoner-pwned')}", ex("0"))
-    assert verdict.reason == "wrong"
+    assert verdict.reason == "unparsable" and verdict.reward == 0.0
     import os
     assert not os.path.exists("/tmp/reasoner-pwned")
 
