@@ -8,6 +8,10 @@ import logging
 
 import click
 
+from reasoner.threads import pin_openmp_threads
+
+pin_openmp_threads()  # before any command imports torch
+
 # command name -> "module:attribute" of a click command or group
 COMMANDS = {
     "train": "reasoner.commands.train:train",

@@ -171,7 +171,7 @@ class TrainConfig:
     """Held-out task spec for the before/after evaluation; empty means the test split of --task."""
     output: str | None = None
     """Run directory; empty means runs/<task>-<timestamp>."""
-    steps: int = 60
+    steps: int = 30
     """Training steps; each step samples prompts_per_step x group_size completions and updates the policy."""
     prompts_per_step: int = 8
     """Distinct prompts per step."""
@@ -181,11 +181,11 @@ class TrainConfig:
     """Maximum tokens generated per completion."""
     max_prompt_tokens: int = 512
     """Prompts longer than this (in tokens, after the chat template) are skipped with a warning."""
-    temperature: float = 1.0
+    temperature: float = 0.7
     """Sampling temperature during training; the learner scores tokens with the same temperature."""
     top_p: float = 1.0
     """Nucleus sampling threshold during training (1.0 samples from the full distribution)."""
-    learning_rate: float = 5e-6
+    learning_rate: float = 2e-5
     """AdamW learning rate."""
     warmup_steps: int = 0
     """Steps of linear learning-rate warm-up from zero."""

@@ -60,7 +60,7 @@ class VLLMSampler:
                  kv_cache_gib: int = 2, sleep_between_steps: bool = False):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine core in this process
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # its per-call CPU warnings drown the progress bar
         self.on_gpu = torch.cuda.is_available()
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -73,7 +73,7 @@ class VLLMSampler:
 
             kwargs = dict(model=model_path, tokenizer=model_path, dtype=dtype, seed=seed,
                           max_model_len=max_model_len, enable_prefix_caching=True,
-                          logprobs_mode="processed_logprobs")
+                          logprobs_mode="processed_logprobs", use_tqdm_on_load=False)
             if self.on_gpu:
                 kwargs.update(gpu_memory_utilization=gpu_memory_utilization, enable_sleep_mode=self.sleep_between_steps)
             else:

@@ -1,0 +1,118 @@
+"""Rollout throughput and GRPO step time: vLLM sampler vs transformers generate, side by side.
+
+    .venv/bin/python bench/bench_rollout.py            # 16 prompts x G=8, 128 new tokens, SmolLM2-135M
+    .venv/bin/python bench/bench_rollout.py --steps 4  # more GRPO steps per sampler
+
+Part 1 samples the same prompts with both samplers (temperature 1, stop at end-of-sequence),
+twice each, and reports generated tokens/s of the warm call. Part 2 times the weight sync
+into vLLM. Part 3 runs short GRPO trainings with each sampler (the default run's settings) and
+reports the mean seconds per step and its split, leaving out the first step (warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import fmean
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from reasoner.threads import pin_openmp_threads  # noqa: E402
+
+pin_openmp_threads()  # as the CLI does, before torch loads
+
+import torch  # noqa: E402
+
+
+def sample_throughput(sampler, prompts, group, max_new_tokens):
+    from reasoner.rollout import SamplingParams
+
+    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=1.0)
+    rows = []
+    for attempt in ("cold", "warm"):
+        start = time.perf_counter()
+        groups = sampler.generate(prompts, group, params)
+        seconds = time.perf_counter() - start
+        tokens = sum(len(c.token_ids) for g in groups for c in g)
+        rows.append((attempt, seconds, tokens))
+    return rows
+
+
+def grpo_steps(sampler: str, steps: int, out: Path) -> dict:
+    from reasoner.config import TrainConfig
+    from reasoner.train import train
+
+    cfg = TrainConfig(sampler=sampler, steps=steps, eval_size=0, output=str(out / sampler), seed=0)
+    train(cfg, show_progress=False)
+    metrics = [json.loads(line) for line in (out / sampler / "metrics.jsonl").read_text().splitlines()]
+    warm = metrics[1:] or metrics
+    keys = ("time/generate", "time/verify", "time/learn", "time/weight_sync", "time/step")
+    return {k: fmean(m[k] for m in warm) for k in keys}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prompts", type=int, default=16)
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=3, help="GRPO steps per sampler in part 3 (0 skips it)")
+    args = ap.parse_args()
+
+    import tasks
+    from reasoner import models
+    from reasoner.prompts import encode_prompts
+    from reasoner.rollout import HFSampler
+    from reasoner.vllm_sampler import VLLMSampler
+
+    path = models.resolve("smollm2-135m")
+    tokenizer = models.load_tokenizer(path)
+    examples = list(tasks.load("arithmetic"))[: args.prompts]
+    prompts = encode_prompts(tokenizer, [ex.prompt for ex in examples])
+    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"workload: {len(prompts)} prompts x G={args.group}, up to {args.max_new_tokens} new tokens, T=1.0\n")
+
+    policy = models.load_model(path).eval()
+    results = {"hf": sample_throughput(HFSampler(policy, tokenizer), prompts, args.group, args.max_new_tokens)}
+    start = time.perf_counter()
+    vllm = VLLMSampler(path, tokenizer, max_model_len=512)
+    vllm_start = time.perf_counter() - start
+    results["vllm"] = sample_throughput(vllm, prompts, args.group, args.max_new_tokens)
+
+    print("| sampler | call | seconds | generated tokens | tokens/s |")
+    print("|---|---|---:|---:|---:|")
+    for name, rows in results.items():
+        for attempt, seconds, tokens in rows:
+            print(f"| {name} | {attempt} | {seconds:.1f} | {tokens} | {tokens / seconds:.0f} |")
+    warm = {name: rows[-1][2] / rows[-1][1] for name, rows in results.items()}
+    print(f"\nvLLM / transformers (warm): {warm['vllm'] / warm['hf']:.2f}x; vLLM engine start {vllm_start:.1f} s")
+
+    syncs = []
+    for _ in range(3):
+        vllm.load_weights(policy.named_parameters())
+        syncs.append(vllm.sync_seconds)
+    n_params = sum(p.numel() for p in policy.parameters())
+    print(f"weight sync into vLLM ({n_params / 1e6:.1f} M parameters, fp32, in process): "
+          f"{fmean(syncs):.2f} s mean of 3 ({min(syncs):.2f}-{max(syncs):.2f})")
+    vllm.close()
+    del policy
+
+    if args.steps:
+        print(f"\nGRPO step (default run settings: 8 prompts x G=8, 32 new tokens), mean of steps 2..{args.steps}:\n")
+        print("| sampler | generate | verify | learn | weight sync | step |")
+        print("|---|---:|---:|---:|---:|---:|")
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in ("hf", "vllm"):
+                t = grpo_steps(name, args.steps, Path(tmp))
+                print(f"| {name} | {t['time/generate']:.1f} | {t['time/verify']:.2f} | {t['time/learn']:.1f} | "
+                      f"{t['time/weight_sync']:.2f} | {t['time/step']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
