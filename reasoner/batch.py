@@ -30,10 +30,16 @@ class MicroBatch:
     completion_ids: torch.Tensor  # (b, T)
     completion_mask: torch.Tensor  # (b, T)
     sampler_logprobs: torch.Tensor  # (b, T) log-probs the sampler reported (0 where unknown or padding)
+    loss_mask: torch.Tensor | None = None  # (b, T) tokens that count in the loss; None: completion_mask
+
+    def __post_init__(self):
+        if self.loss_mask is None:
+            self.loss_mask = self.completion_mask
 
     def to(self, device) -> "MicroBatch":
         return MicroBatch(*(t.to(device) for t in (self.index, self.input_ids, self.attention_mask, self.position_ids,
-                                                    self.completion_ids, self.completion_mask, self.sampler_logprobs)))
+                                                    self.completion_ids, self.completion_mask, self.sampler_logprobs,
+                                                    self.loss_mask)))
 
 
 def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int,
@@ -74,9 +80,12 @@ def completion_logits(model, mb: MicroBatch) -> torch.Tensor:  # (b, T, V)
     return out.logits[:, :-1]
 
 
-def score(model, mb: MicroBatch, temperature: float, entropy: bool = False):
-    """Log-probs of the completion tokens (b, T) and, if asked, per-token entropy (b, T)."""
+def score(model, mb: MicroBatch, temperature: float, entropy: bool = False, entropy_grad: bool = False):
+    """Log-probs of the completion tokens (b, T) and, if asked, per-token entropy (b, T);
+    the entropy carries gradients only with ``entropy_grad`` (an entropy bonus)."""
     logits = completion_logits(model, mb)
     logp = token_logprobs(logits, mb.completion_ids, temperature)
-    ent = token_entropy(logits, temperature) if entropy else None
+    ent = None
+    if entropy or entropy_grad:
+        ent = token_entropy(logits if entropy_grad else logits.detach(), temperature)
     return logp, ent

@@ -191,14 +191,62 @@ class TrainConfig:
     """Steps of linear learning-rate warm-up from zero."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
+    algorithm: str = "grpo"
+    """grpo (group-relative advantages, no critic) or ppo (learned critic, GAE)."""
+    preset: str | None = None
+    """A named recipe applied under your settings: grpo (DeepSeekMath), dapo, dr-grpo, ppo (see docs/algorithms.md)."""
     beta: float = 0.04
-    """KL coefficient to the frozen reference model (k3 estimator); 0 loads no reference model."""
-    clip_eps: float = 0.2
-    """PPO clip range: the probability ratio to the sampling policy is clipped to [1-eps, 1+eps]."""
+    """KL coefficient to the frozen reference model; 0 loads no reference model."""
+    kl_estimator: str = "k3"
+    """Per-token KL estimator: k1 (log-ratio), k2 (squared log-ratio / 2) or k3 (exp(d) - d - 1)."""
+    kl_mode: str = "loss"
+    """Where the KL goes: loss (a term of the loss, GRPO) or reward (a per-token penalty in the reward, classic PPO)."""
+    kl_target: float = 0.0
+    """Adaptive KL: steer beta so the KL to the reference approaches this value (0: fixed beta)."""
+    kl_horizon: int = 10000
+    """Adaptive KL: sequences over which beta may change by up to 20%."""
+    ref_refresh_every: int = 0
+    """Copy the policy into the reference model every N steps (0: the reference stays the initial policy)."""
+    clip_low: float = 0.2
+    """Lower clip range: the ratio to the sampling policy is clipped below at 1 - clip_low."""
+    clip_high: float = 0.2
+    """Upper clip range: clipped above at 1 + clip_high (DAPO's clip-higher raises it, e.g. 0.28)."""
+    dual_clip: float = 0.0
+    """Dual clip: cap the loss of negative-advantage tokens at -A * dual_clip (0: off; a typical value is 3)."""
+    loss_agg: str = "seq-mean-token-mean"
+    """Token aggregation: seq-mean-token-mean (GRPO), token-mean (DAPO) or seq-mean-token-sum-norm (Dr. GRPO)."""
     num_iterations: int = 1
-    """Optimisation passes over each sampled batch (mu in the GRPO paper); > 1 reuses samples off-policy."""
-    scale_rewards: bool = True
-    """Divide group-relative advantages by the group's reward std (off: only subtract the group mean)."""
+    """Passes over each sampled batch (GRPO's mu, PPO's epochs); > 1 reuses samples off-policy."""
+    minibatches: int = 1
+    """Optimizer steps per pass: the batch is split into this many minibatches."""
+    target_kl: float = 0.0
+    """Stop a step's remaining passes when the approximate KL between old and new policy exceeds this (0: never)."""
+    scale_rewards: str = "group"
+    """GRPO advantage scale: group (divide by the group's reward std), batch (the batch's std) or none (Dr. GRPO)."""
+    dynamic_sampling: bool = False
+    """DAPO dynamic sampling: drop groups whose rewards are all equal and sample more prompts to refill the batch."""
+    dynamic_sampling_rounds: int = 3
+    """Dynamic sampling: extra sampling rounds at most per step; then the step trains on the groups it has."""
+    overlong: str = "none"
+    """Completions cut at max_new_tokens: none, mask (left out of the loss) or penalty (DAPO's soft length penalty)."""
+    overlong_buffer: int = 8
+    """Overlong penalty: the last N tokens of the budget, over which the penalty grows linearly from 0 to 1."""
+    entropy_coef: float = 0.0
+    """Entropy bonus: subtract this times the token-mean entropy from the loss."""
+    critic: str = "separate"
+    """PPO critic: separate (its own model, initialised from the policy) or shared (a value head on the policy)."""
+    critic_learning_rate: float = 1e-5
+    """PPO: AdamW learning rate of a separate critic (a shared value head uses learning_rate)."""
+    vf_coef: float = 0.5
+    """PPO: weight of the value loss (with a shared critic, relative to the policy loss)."""
+    value_clip: float = 0.2
+    """PPO: the new value may move at most this far from the old one in the value loss (0: no clip)."""
+    gamma: float = 1.0
+    """PPO: discount factor of GAE."""
+    lam: float = 0.95
+    """PPO: GAE lambda (1: Monte-Carlo returns, 0: one-step TD)."""
+    whiten_advantages: bool = True
+    """PPO: normalise advantages to zero mean and unit variance over the batch's tokens."""
     micro_batch_size: int = 8
     """Sequences per forward/backward pass; gradients accumulate over the whole batch."""
     max_grad_norm: float = 1.0
@@ -247,14 +295,37 @@ class TrainConfig:
         for name in ("warmup_steps", "eval_size", "eval_every", "save_every", "threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 (got {getattr(self, name)})")
-        if self.group_size < 2:
+        if self.group_size < 2 and self.algorithm == "grpo":
             raise ConfigError("group_size must be at least 2: GRPO compares completions within a group")
+        choices = {"algorithm": ("grpo", "ppo"), "kl_estimator": ("k1", "k2", "k3"), "kl_mode": ("loss", "reward"),
+                   "loss_agg": ("seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"),
+                   "scale_rewards": ("group", "batch", "none"), "overlong": ("none", "mask", "penalty"),
+                   "critic": ("separate", "shared")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r})")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
+        if not 0 < self.clip_low < 1 or self.clip_high <= 0:
+            raise ConfigError("need 0 < clip_low < 1 and clip_high > 0")
+        if self.dual_clip and self.dual_clip <= 1:
+            raise ConfigError(f"dual_clip must be > 1, or 0 to turn it off (got {self.dual_clip})")
+        if self.minibatches > self.prompts_per_step * self.group_size:
+            raise ConfigError("minibatches cannot exceed the number of sequences per step")
+        for name in ("kl_target", "target_kl", "entropy_coef", "value_clip", "ref_refresh_every",
+                     "dynamic_sampling_rounds", "overlong_buffer"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0 (got {getattr(self, name)})")
+        if self.overlong == "penalty" and not 0 < self.overlong_buffer < self.max_new_tokens:
+            raise ConfigError("overlong penalty needs 0 < overlong_buffer < max_new_tokens")
+        if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
+            raise ConfigError("gamma and lam must be in [0, 1]")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1] (got {self.top_p})")
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be > 0 for training (got {self.temperature})")
-        if self.beta < 0 or self.clip_eps <= 0 or self.learning_rate <= 0:
-            raise ConfigError("beta must be >= 0, clip_eps and learning_rate > 0")
+        if self.beta < 0 or self.learning_rate <= 0 or self.critic_learning_rate <= 0:
+            raise ConfigError("beta must be >= 0, learning rates > 0")
         if not self.rewards:
             raise ConfigError("at least one reward term is needed (e.g. --reward task=1)")
         if self.sampler not in ("auto", "vllm", "hf"):
@@ -265,3 +336,28 @@ class TrainConfig:
             raise ConfigError(f"tis_cap must be >= 0 (got {self.tis_cap})")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype must be float32, bfloat16 or float16 (got {self.dtype!r})")
+
+
+# Named recipes: values applied on top of the defaults and under a config file and options.
+PRESETS: dict[str, dict[str, Any]] = {
+    # DeepSeekMath (Shao et al. 2024): group std scaling, symmetric clip, k3 KL in the loss.
+    "grpo": {"algorithm": "grpo", "loss_agg": "seq-mean-token-mean", "scale_rewards": "group", "clip_low": 0.2,
+             "clip_high": 0.2, "beta": 0.04, "kl_estimator": "k3", "kl_mode": "loss"},
+    # DAPO (Yu et al. 2025): clip-higher, token-level loss, dynamic sampling, overlong shaping, no KL.
+    "dapo": {"algorithm": "grpo", "loss_agg": "token-mean", "scale_rewards": "group", "clip_low": 0.2,
+             "clip_high": 0.28, "beta": 0.0, "dynamic_sampling": True, "overlong": "penalty"},
+    # Dr. GRPO (Liu et al. 2025): no std scaling, no per-sequence length normalisation, no KL.
+    "dr-grpo": {"algorithm": "grpo", "loss_agg": "seq-mean-token-sum-norm", "scale_rewards": "none", "beta": 0.0},
+    # PPO for language models (Ouyang et al. 2022): critic, GAE, per-token k1 KL penalty in the reward.
+    "ppo": {"algorithm": "ppo", "loss_agg": "token-mean", "beta": 0.05, "kl_mode": "reward", "kl_estimator": "k1",
+            "gamma": 1.0, "lam": 0.95, "whiten_advantages": True, "critic": "separate", "vf_coef": 0.5,
+            "value_clip": 0.2, "clip_low": 0.2, "clip_high": 0.2},
+}
+
+
+def resolve_settings(values: dict[str, Any], base: Any = None) -> TrainConfig:
+    """Defaults (or ``base``, a resumed run's saved settings, which already hold its preset)
+    < the preset named in ``values`` < ``values``."""
+    preset = values.get("preset")
+    layered = {**PRESETS[preset], **values} if preset in PRESETS else dict(values)
+    return from_dict(TrainConfig, layered, base=base)

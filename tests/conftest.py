@@ -9,6 +9,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
+
+# The tests' models are tiny: one thread runs their kernels ~30x faster than two threads that
+# synchronise at every operator (measured on the 2-core CI machine kind, docs/benchmarks.md).
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

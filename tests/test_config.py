@@ -27,7 +27,11 @@ def test_yaml_then_overrides(tmp_path):
     ({"group_size": 1}, "group_size must be at least 2"),
     ({"temperature": 0}, "temperature must be > 0"),
     ({"sampler": "magic"}, "unknown sampler"),
-    ({"scale_rewards": "perhaps"}, "expects bool"),
+    ({"scale_rewards": "perhaps"}, "scale_rewards must be one of group, batch, none"),
+    ({"whiten_advantages": "perhaps"}, "expects bool"),
+    ({"preset": "magic"}, "unknown preset"),
+    ({"dual_clip": 0.5}, "dual_clip must be > 1"),
+    ({"overlong": "penalty", "overlong_buffer": 64}, "overlong penalty needs"),
 ])
 def test_bad_values_are_one_line_errors(values, message):
     with pytest.raises(ConfigError, match=message):

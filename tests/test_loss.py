@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from reasoner.loss import clipped_surrogate, grpo_loss, kl_k3, seq_mean_token_mean, token_entropy, token_logprobs
+from reasoner.loss import (aggregate, clipped_surrogate, grpo_loss, kl_estimate, kl_k3, policy_loss, seq_mean_token_mean,
+                           token_entropy, token_logprobs, value_loss)
 
 
 def test_token_logprobs_and_temperature():
@@ -44,7 +45,7 @@ def test_k3_is_unbiased_for_kl_on_samples():
 def test_clip_active_above():
     # A = +1, ratio = e (log-ratio 1) > 1.2: the clipped term -A*1.2 = -1.2 is the max; no gradient flows
     logp = torch.tensor([[1.0]], requires_grad=True)
-    loss, low, high = clipped_surrogate(logp, torch.tensor([[0.0]]), torch.tensor([1.0]), clip_eps=0.2)
+    loss, low, high, _ = clipped_surrogate(logp, torch.tensor([[0.0]]), torch.tensor([1.0]), clip_low=0.2)
     assert loss.item() == pytest.approx(-1.2)
     assert high.item() and not low.item()
     loss.sum().backward()
@@ -54,7 +55,7 @@ def test_clip_active_above():
 def test_clip_active_below():
     # A = -1, ratio = 0.5 < 0.8: max(-A*0.5, -A*0.8) = max(0.5, 0.8) = 0.8, clipped, no gradient
     logp = torch.tensor([[math.log(0.5)]], requires_grad=True)
-    loss, low, high = clipped_surrogate(logp, torch.tensor([[0.0]]), torch.tensor([-1.0]), clip_eps=0.2)
+    loss, low, high, _ = clipped_surrogate(logp, torch.tensor([[0.0]]), torch.tensor([-1.0]), clip_low=0.2)
     assert loss.item() == pytest.approx(0.8)
     assert low.item() and not high.item()
     loss.sum().backward()
@@ -64,7 +65,7 @@ def test_clip_active_below():
 def test_clip_inactive_in_the_helpful_direction():
     # A = +1, ratio = 0.5: max(-0.5, -0.8) = -0.5, unclipped: the gradient d(-A*ratio)/dlogp = -ratio = -0.5
     logp = torch.tensor([[math.log(0.5)]], requires_grad=True)
-    loss, low, high = clipped_surrogate(logp, torch.tensor([[0.0]]), torch.tensor([1.0]), clip_eps=0.2)
+    loss, low, high, _ = clipped_surrogate(logp, torch.tensor([[0.0]]), torch.tensor([1.0]), clip_low=0.2)
     assert loss.item() == pytest.approx(-0.5) and not low.item() and not high.item()
     loss.sum().backward()
     assert logp.grad.item() == pytest.approx(-0.5)
@@ -109,3 +110,98 @@ def test_beta_zero_needs_no_reference_and_beta_positive_does():
     assert out.kl.item() == 0.0
     with pytest.raises(ValueError):
         grpo_loss(logp, logp, torch.tensor([1.0]), torch.ones(1, 2), beta=0.1)
+
+
+def test_clip_higher_is_asymmetric():
+    # DAPO: eps_low 0.2, eps_high 0.28. A = +1, ratio 1.25: inside [0.8, 1.28] -> unclipped, loss -1.25
+    logp = torch.tensor([[math.log(1.25)]])
+    out = clipped_surrogate(logp, torch.zeros(1, 1), torch.tensor([1.0]), clip_low=0.2, clip_high=0.28)
+    assert out.loss.item() == pytest.approx(-1.25) and not out.high_clipped.item()
+    # the symmetric clip would cap it at 1.2
+    out = clipped_surrogate(logp, torch.zeros(1, 1), torch.tensor([1.0]), clip_low=0.2, clip_high=0.2)
+    assert out.loss.item() == pytest.approx(-1.2) and out.high_clipped.item()
+
+
+def test_dual_clip_bounds_negative_advantages():
+    # A = -1, ratio = 5: max(-A*5, -A*1.2) = 5; the dual clip c = 3 caps it at -A*3 = 3, no gradient
+    logp = torch.tensor([[math.log(5.0)]], requires_grad=True)
+    out = clipped_surrogate(logp, torch.zeros(1, 1), torch.tensor([-1.0]), clip_low=0.2, dual_clip=3.0)
+    assert out.loss.item() == pytest.approx(3.0) and out.dual_clipped.item()
+    out.loss.sum().backward()
+    assert logp.grad.item() == 0.0
+    # positive advantages are untouched by the dual clip: A = +1, ratio 5 -> clipped at 1.2 -> -1.2
+    out = clipped_surrogate(torch.tensor([[math.log(5.0)]]), torch.zeros(1, 1), torch.tensor([1.0]), 0.2, dual_clip=3.0)
+    assert out.loss.item() == pytest.approx(-1.2) and not out.dual_clipped.item()
+
+
+def test_kl_estimators_on_known_distributions():
+    p = torch.tensor([0.5, 0.3, 0.2])
+    q = torch.tensor([0.4, 0.4, 0.2])
+    exact = (p * (p / q).log()).sum().item()
+    torch.manual_seed(0)
+    tokens = torch.multinomial(p, 400_000, replacement=True)
+    lp, lq = p.log()[tokens], q.log()[tokens]
+    # k1 and k3 are unbiased; k2 is biased but close for nearby distributions
+    assert kl_estimate(lp, lq, "k1").mean().item() == pytest.approx(exact, rel=0.05)
+    assert kl_estimate(lp, lq, "k3").mean().item() == pytest.approx(exact, rel=0.05)
+    assert kl_estimate(lp, lq, "k2").mean().item() == pytest.approx(exact, rel=0.25)
+    # exact per-token values: d = log q - log p = log(0.8)
+    d = math.log(0.4 / 0.5)
+    one = (torch.tensor([math.log(0.5)]), torch.tensor([math.log(0.4)]))
+    assert kl_estimate(*one, "k1").item() == pytest.approx(-d)
+    assert kl_estimate(*one, "k2").item() == pytest.approx(d * d / 2)
+    assert kl_estimate(*one, "k3").item() == pytest.approx(math.exp(d) - d - 1)
+    with pytest.raises(ValueError):
+        kl_estimate(*one, "k9")
+
+
+def test_kl_estimator_gradients():
+    # d/dlogp of k1 = 1; of k2 = (logp - ref); of k3 = 1 - exp(ref - logp)
+    ref = torch.tensor([math.log(0.4)])
+    for kind, expected in (("k1", 1.0), ("k2", math.log(0.5 / 0.4)), ("k3", 1 - 0.4 / 0.5)):
+        logp = torch.tensor([math.log(0.5)], requires_grad=True)
+        kl_estimate(logp, ref, kind).sum().backward()
+        assert logp.grad.item() == pytest.approx(expected, rel=1e-6), kind
+
+
+def test_aggregations_with_different_lengths():
+    # sequence 1 has 3 tokens summing to 6, sequence 2 has 1 token equal to 4
+    values = torch.tensor([[1.0, 2.0, 3.0, 7.0], [4.0, 7.0, 7.0, 7.0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
+    # seq-mean-token-mean: (6/3 + 4/1) / 2 = 3
+    assert aggregate(values, mask, "seq-mean-token-mean").item() == pytest.approx(3.0)
+    # token-mean: (6 + 4) / 4 tokens = 2.5: long sequences weigh more
+    assert aggregate(values, mask, "token-mean").item() == pytest.approx(2.5)
+    # seq-mean-token-sum-norm with a budget of 8 tokens: (6 + 4) / (2 * 8) = 0.625
+    assert aggregate(values, mask, "seq-mean-token-sum-norm", max_tokens=8).item() == pytest.approx(0.625)
+    # as one micro-batch of a batch of 4 sequences and 10 tokens
+    assert aggregate(values, mask, "token-mean", num_tokens=10).item() == pytest.approx(1.0)
+    assert aggregate(values, mask, "seq-mean-token-sum-norm", num_sequences=4, max_tokens=8).item() == \
+        pytest.approx(10 / 32)
+
+
+def test_policy_loss_kl_estimator_and_aggregation_are_passed_through():
+    logp = torch.tensor([[math.log(0.5), math.log(0.5)], [math.log(0.5), 0.0]])
+    ref = torch.tensor([[math.log(0.25), math.log(0.25)], [math.log(0.25), 0.0]])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    out = policy_loss(logp, logp, torch.zeros(2), mask, beta=1.0, ref_logp=ref, kl_estimator="k1", agg="token-mean")
+    # advantages 0: only beta * k1 = log 2 on each of 3 tokens, token-mean = log 2
+    assert out.loss.item() == pytest.approx(math.log(2))
+    assert out.kl.item() == pytest.approx(math.log(2))
+
+
+def test_value_loss_clip_cases():
+    old = torch.tensor([[0.0, 0.0]])
+    ret = torch.tensor([[1.0, 1.0]])
+    mask = torch.ones(1, 2)
+    # token 1: V = 0.1 moves 0.1 (inside the clip): 0.5 * (0.9)^2
+    # token 2: V = 0.9 moves 0.9 > 0.2: clipped value 0.2 is further from 1 -> 0.5 * 0.8^2 wins (pessimistic)
+    values = torch.tensor([[0.1, 0.9]], requires_grad=True)
+    loss, frac = value_loss(values, old, ret, mask, clip=0.2)
+    assert loss.item() == pytest.approx((0.5 * 0.81 + 0.5 * 0.64) / 2)
+    assert frac.item() == pytest.approx(0.5)
+    loss.backward()
+    assert values.grad[0, 1].item() == 0.0  # the clipped branch carries no gradient
+    assert values.grad[0, 0].item() == pytest.approx((0.1 - 1.0) / 2)
+    unclipped, _ = value_loss(values.detach(), old, ret, mask, clip=0.0)
+    assert unclipped.item() == pytest.approx((0.5 * 0.81 + 0.5 * 0.01) / 2)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from reasoner.config import TrainConfig, click_options, from_dict, load_yaml
+from reasoner.config import TrainConfig, click_options, from_dict, load_yaml, resolve_settings
 
 EPILOG = """\b
 Examples:
@@ -47,7 +47,7 @@ def train(config_path, resume, quiet, **options):
             raise click.ClickException(f"nothing to resume: {saved} not found")
         base = from_dict(TrainConfig, load_yaml(saved))
     file_values = load_yaml(config_path) if config_path else {}
-    cfg = from_dict(TrainConfig, {**file_values, **given}, base=base)
+    cfg = resolve_settings({**file_values, **given}, base=base)
     summary = run_training(cfg, resume=resume, show_progress=not quiet)
     click.echo(format_summary(summary))
 
