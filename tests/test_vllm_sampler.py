@@ -101,7 +101,7 @@ def test_engine_that_cannot_start_is_one_clear_error(unloadable):
 
 
 def test_fallback_to_transformers_when_asked(unloadable, caplog):
-    from reasoner.train import make_sampler
+    from reasoner.run import make_sampler
 
     tokenizer = models.load_tokenizer(str(unloadable))
     policy = models.load_model(str(unloadable))
