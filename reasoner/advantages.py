@@ -29,6 +29,7 @@ def grpo_advantages(
     rewards: torch.Tensor,  # (P, G) one row per prompt, one column per completion
     scale: str | bool = "group",
     eps: float = 1e-4,
+    batch_std: float | None = None,  # scale="batch": the std of the whole batch when this is a shard of it
 ) -> torch.Tensor:  # (P, G)
     """Group-relative advantages ``(r - group mean) / (std + eps)``, std per ``scale``."""
     if rewards.dim() != 2 or rewards.shape[1] < 2:
@@ -42,7 +43,7 @@ def grpo_advantages(
         return centered
     if scale == "group":
         return centered / (rewards.std(dim=1, keepdim=True) + eps)
-    return centered / (rewards.std() + eps)
+    return centered / ((rewards.std() if batch_std is None else batch_std) + eps)
 
 
 def gae(

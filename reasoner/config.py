@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import os
 import textwrap
 import typing
 from pathlib import Path
@@ -279,6 +280,8 @@ class TrainConfig:
     """Checkpoints kept on disk; older ones are deleted."""
     seed: int = 0
     """Seed for prompt order, sampling and initialisation: same seed, same run."""
+    seed_per_prompt: bool = False
+    """Seed each group's sampling from (seed, step, prompt): the same samples whatever the number of processes."""
     dtype: str = "float32"
     """Parameter dtype: float32 (CPU default), bfloat16 or float16 (GPU)."""
     device: str = "auto"
@@ -316,6 +319,8 @@ class TrainConfig:
                      "dynamic_sampling_rounds", "overlong_buffer"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 (got {getattr(self, name)})")
+        if self.critic == "shared" and self.algorithm == "ppo" and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            raise ConfigError("critic=shared is not supported with several processes; use critic=separate")
         if self.overlong == "penalty" and not 0 < self.overlong_buffer < self.max_new_tokens:
             raise ConfigError("overlong penalty needs 0 < overlong_buffer < max_new_tokens")
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):

@@ -14,15 +14,16 @@ import torch
 
 from reasoner.advantages import grpo_advantages
 from reasoner.batch import score
-from reasoner.learner import (Stats, StepBatch, approx_kl, build_micro_batches, minibatch_plan, mismatch,
-                              no_grad_logprobs, optimizer_step)
+from reasoner.learner import (Stats, StepBatch, approx_kl, build_micro_batches, effective_minibatches, global_std,
+                              minibatch_plan, mismatch, no_grad_logprobs, optimizer_step)
 from reasoner.loss import aggregate, kl_estimate, policy_loss
 
 
 def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dict[str, float], torch.Tensor]:
     """One GRPO update on a rollout; ``rewards`` is (P, G). Returns (stats, per-sequence advantages)."""
-    cfg, policy = run.cfg, run.policy
-    plan = minibatch_plan(len(batch), cfg.minibatches, cfg.micro_batch_size, f"{cfg.seed}-{step}")
+    cfg, policy, dist = run.cfg, run.policy, run.dist
+    n_minibatches = effective_minibatches(cfg.minibatches, len(batch), dist)
+    plan = minibatch_plan(len(batch), n_minibatches, cfg.micro_batch_size, f"{cfg.seed}-{step}-{dist.rank}")
     minibatches = build_micro_batches(batch, plan, run.sampler.pad_id, run.device)
     micro = [mb for mbs in minibatches for mb in mbs]
     beta = run.kl.beta
@@ -36,21 +37,23 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
             seq_kl[mb.index] = kl.sum(-1)
             stats.add("kl/ref", (kl.sum() / mb.completion_mask.sum().clamp(min=1)).item(), mb.completion_mask.sum().item())
         rewards = rewards.to(run.device) - beta * seq_kl.view_as(rewards)
-    advantages = grpo_advantages(rewards, scale=cfg.scale_rewards).flatten().to(run.device)
+    batch_std = global_std(rewards, dist) if cfg.scale_rewards == "batch" and dist.world > 1 else None
+    advantages = grpo_advantages(rewards, scale=cfg.scale_rewards, batch_std=batch_std).flatten().to(run.device)
 
     old: dict[int, torch.Tensor] = {}
     if cfg.old_logprobs == "sampler":
         old = {id(mb): mb.sampler_logprobs for mb in micro}
-    elif cfg.minibatches > 1:
+    elif n_minibatches > 1:
         old = no_grad_logprobs(policy, micro, cfg.temperature)
     tis: dict[int, torch.Tensor] = {}
     grad_norms, stopped = [], False
     for iteration in range(cfg.num_iterations):
         for mbs in minibatches:
-            n_seq = sum(len(mb.index) for mb in mbs)
-            n_tok = int(sum(mb.loss_mask.sum().item() for mb in mbs)) or 1
+            # the normalisers of the whole minibatch, over every process; DDP averages gradients, so x world
+            n_seq = int(dist.sum(sum(len(mb.index) for mb in mbs)))
+            n_tok = int(dist.sum(sum(mb.loss_mask.sum().item() for mb in mbs))) or 1
             kl_now = 0.0
-            for mb in mbs:
+            for j, mb in enumerate(mbs):
                 first = iteration == 0
                 logp, ent = score(policy, mb, cfg.temperature, entropy=first, entropy_grad=cfg.entropy_coef > 0)
                 if id(mb) not in old:  # first pass of a single-minibatch plan: the policy has not moved
@@ -67,7 +70,8 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
                 loss = out.loss
                 if cfg.entropy_coef > 0:
                     loss = loss - cfg.entropy_coef * aggregate(ent, mb.loss_mask, "token-mean", num_tokens=n_tok)
-                loss.backward()
+                with dist.no_sync(policy, skip=j < len(mbs) - 1):  # gradients synchronise once per minibatch
+                    (loss * dist.world).backward()
                 w = mb.loss_mask.sum().item()
                 stats.add("loss/total", loss.item(), 1)
                 stats.add("loss/policy", out.policy_loss.item(), 1)
@@ -78,6 +82,7 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
                 stats.add("clip/frac_dual", out.clip_dual.item(), w)
                 kl_now += approx_kl(logp, old[id(mb)], mb.loss_mask) * w / n_tok
             grad_norms.append(optimizer_step(list(policy.parameters()), [run.optimizer], [run.scheduler], cfg.max_grad_norm))
+            kl_now = dist.sum(kl_now)  # each process added its tokens' share of the global token mean
             stats.add("kl/approx", kl_now, 1)
             if cfg.target_kl and kl_now > cfg.target_kl:
                 stopped = True

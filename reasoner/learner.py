@@ -104,3 +104,17 @@ def mismatch(learner_logp: torch.Tensor, mb: MicroBatch, stats: Stats) -> None:
     delta = (learner_logp.detach() - mb.sampler_logprobs) * m
     stats.add("logprobs/sampler_abs_diff", delta.abs().sum().item() / n, n)
     stats.add("logprobs/sampler_kl", ((torch.exp(delta) - delta - 1) * m).sum().item() / n, n)
+
+
+def global_std(values: torch.Tensor, dist) -> float:
+    """Sample standard deviation of ``values`` across every process's shard."""
+    n = dist.sum(values.numel())
+    total = dist.sum(values.sum().item())
+    squares = dist.sum((values.double() ** 2).sum().item())
+    mean = total / n
+    return max((squares - n * mean * mean) / max(n - 1, 1), 0.0) ** 0.5
+
+
+def effective_minibatches(requested: int, n_sequences: int, dist) -> int:
+    """Minibatches every process can fill (each must run the same number of synchronised steps)."""
+    return int(dist.min(min(requested, max(n_sequences, 1))))

@@ -24,8 +24,8 @@ from torch import nn
 
 from reasoner.advantages import gae, whiten
 from reasoner.batch import MicroBatch, completion_logits
-from reasoner.learner import (Stats, StepBatch, approx_kl, build_micro_batches, minibatch_plan, mismatch,
-                              no_grad_logprobs, optimizer_step)
+from reasoner.learner import (Stats, StepBatch, approx_kl, build_micro_batches, effective_minibatches,
+                              minibatch_plan, mismatch, no_grad_logprobs, optimizer_step)
 from reasoner.loss import aggregate, kl_estimate, policy_loss, token_entropy, token_logprobs, value_loss
 
 
@@ -81,8 +81,9 @@ def _forward(run, mb: MicroBatch):
 
 def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dict[str, float], torch.Tensor]:
     """One PPO update; ``rewards`` holds one outcome reward per sequence. Returns (stats, mean advantage per sequence)."""
-    cfg = run.cfg
-    plan = minibatch_plan(len(batch), cfg.minibatches, cfg.micro_batch_size, f"{cfg.seed}-{step}")
+    cfg, dist = run.cfg, run.dist
+    n_minibatches = effective_minibatches(cfg.minibatches, len(batch), dist)
+    plan = minibatch_plan(len(batch), n_minibatches, cfg.micro_batch_size, f"{cfg.seed}-{step}-{dist.rank}")
     minibatches = build_micro_batches(batch, plan, run.sampler.pad_id, run.device)
     micro = [mb for mbs in minibatches for mb in mbs]
     beta = run.kl.beta
@@ -115,9 +116,11 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
                 if cfg.kl_mode == "reward":
                     token_rewards = token_rewards - beta * kl
             adv[id(mb)], ret[id(mb)] = gae(token_rewards, old_values[id(mb)], mask, cfg.gamma, cfg.lam)
-        if cfg.whiten_advantages:
-            flat_adv = torch.cat([adv[id(mb)][mb.completion_mask.bool()] for mb in micro])
-            mean, std = flat_adv.mean(), flat_adv.std(unbiased=False)
+        if cfg.whiten_advantages:  # over the tokens of every process
+            flat_adv = torch.cat([adv[id(mb)][mb.completion_mask.bool()] for mb in micro]).double()
+            n = dist.sum(flat_adv.numel())
+            mean = dist.sum(flat_adv.sum().item()) / n
+            std = max(dist.sum((flat_adv ** 2).sum().item()) / n - mean * mean, 0.0) ** 0.5
             for mb in micro:
                 adv[id(mb)] = (adv[id(mb)] - mean) / (std + 1e-8) * mb.completion_mask
         returns_all = torch.cat([ret[id(mb)][mb.completion_mask.bool()] for mb in micro])
@@ -134,10 +137,10 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
     grad_norms, stopped = [], False
     for _ in range(cfg.num_iterations):
         for mbs in minibatches:
-            n_seq = sum(len(mb.index) for mb in mbs)
-            n_tok = int(sum(mb.loss_mask.sum().item() for mb in mbs)) or 1
+            n_seq = int(dist.sum(sum(len(mb.index) for mb in mbs)))
+            n_tok = int(dist.sum(sum(mb.loss_mask.sum().item() for mb in mbs))) or 1
             kl_now = 0.0
-            for mb in mbs:
+            for j, mb in enumerate(mbs):
                 logits, values = _forward(run, mb)
                 logp = token_logprobs(logits, mb.completion_ids, cfg.temperature)
                 out = policy_loss(logp, old[id(mb)], adv[id(mb)], mb.loss_mask, cfg.clip_low, cfg.clip_high,
@@ -148,7 +151,9 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
                 if cfg.entropy_coef > 0:
                     ent = token_entropy(logits, cfg.temperature)
                     loss = loss - cfg.entropy_coef * aggregate(ent, mb.loss_mask, "token-mean", num_tokens=n_tok)
-                loss.backward()
+                last = j == len(mbs) - 1
+                with dist.no_sync(run.policy, skip=not last), dist.no_sync(run.critic, skip=not last or not separate):
+                    (loss * dist.world).backward()  # DDP averages gradients over processes
                 w = mb.loss_mask.sum().item()
                 stats.add("loss/policy", out.policy_loss.item(), 1)
                 stats.add("loss/value", vloss.item(), 1)
@@ -158,6 +163,7 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
                 stats.add("clip/frac_dual", out.clip_dual.item(), w)
                 stats.add("clip/value_frac", vclip.item(), w)
                 kl_now += approx_kl(logp, old[id(mb)], mb.loss_mask) * w / n_tok
+            kl_now = dist.sum(kl_now)
             grad_norms.append(optimizer_step(policy_params, [run.optimizer], [run.scheduler], cfg.max_grad_norm))
             if separate:  # the critic's gradient norm is clipped on its own, so it never scales the policy's
                 stats.add("grad/critic_norm", optimizer_step(list(run.critic.parameters()), [run.critic_optimizer], [],

@@ -24,6 +24,8 @@ class SamplingParams:
     """0 means greedy decoding."""
     top_p: float = 1.0
     seed: int | None = None
+    prompt_seeds: tuple[int, ...] | None = None
+    """One seed per prompt: each group's samples then depend only on its prompt and seed (not on batching)."""
 
 
 @dataclass
@@ -67,11 +69,17 @@ class HFSampler:
     def generate(self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams) -> list[list[Completion]]:
         if params.seed is not None:
             torch.manual_seed(params.seed)
-        flat = [list(p) for p in prompts for _ in range(n)]
-        out: list[Completion] = []
         was_training = self.model.training
         self.model.eval()
         try:
+            if params.prompt_seeds is not None:  # one generate call per group, each from its own seed
+                groups = []
+                for prompt, seed in zip(prompts, params.prompt_seeds, strict=True):
+                    torch.manual_seed(seed)
+                    groups.append(self._generate_batch([list(prompt)] * n, params))
+                return groups
+            flat = [list(p) for p in prompts for _ in range(n)]
+            out: list[Completion] = []
             for start in range(0, len(flat), self.max_batch):
                 out.extend(self._generate_batch(flat[start:start + self.max_batch], params))
         finally:

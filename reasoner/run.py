@@ -14,6 +14,7 @@ import tasks
 import verifiers
 from reasoner import checkpoint, models
 from reasoner.config import ConfigError, TrainConfig
+from reasoner.dist import Dist, launched_world_size
 from reasoner.kl import KLController
 from reasoner.prompts import encode_prompts
 from reasoner.rewards import Rewarder
@@ -29,7 +30,9 @@ class Run:
 
     cfg: TrainConfig
     dir: Path
-    policy: torch.nn.Module
+    dist: Dist
+    policy: torch.nn.Module  # what the learner calls (wrapped for DDP/FSDP when several processes run)
+    module: torch.nn.Module  # the policy itself: what the sampler syncs from and checkpoints save
     reference: torch.nn.Module | None
     critic: torch.nn.Module | None  # PPO: a Critic (separate) or a ValueHead (shared)
     tokenizer: object
@@ -85,9 +88,17 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
     """Load models, data and verifiers; restore a checkpoint's state when resuming."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    world = launched_world_size()  # checked before any process group is set up
+    if cfg.prompts_per_step % world:
+        raise ConfigError(f"prompts_per_step ({cfg.prompts_per_step}) must be divisible by the number of "
+                          f"processes ({world}): each process samples whole groups")
+    if cfg.minibatches > cfg.prompts_per_step // world * cfg.group_size:
+        raise ConfigError(f"minibatches ({cfg.minibatches}) exceeds the sequences each of the {world} "
+                          f"processes learns from per step")
+    dist = Dist(_device(cfg.device))
+    device = dist.device
+    torch.manual_seed(cfg.seed + dist.rank)  # each process samples its own completions
     random.seed(cfg.seed)
-    device = _device(cfg.device)
     try:
         train_task = tasks.load(cfg.task, split="train")
         eval_examples = _held_out(cfg, train_task)
@@ -125,6 +136,10 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
         if state and state.get("critic") is not None:
             critic.load_state_dict(state["critic"])
     optimizer = _adamw(policy_params, cfg.learning_rate, cfg.weight_decay, device)
+    module = policy
+    policy, optimizer = dist.prepare(policy, optimizer)
+    if critic_optimizer is not None:
+        critic, critic_optimizer = dist.prepare(critic, critic_optimizer)
     warmup = cfg.warmup_steps * cfg.num_iterations * cfg.minibatches
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
     kl = KLController(cfg.beta, cfg.kl_target, cfg.kl_horizon)
@@ -136,11 +151,11 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
         kl.beta = state.get("kl_beta", cfg.beta)
         checkpoint.set_rng_state(state["rng"])
     train_examples, train_prompt_ids = _encode_train(tokenizer, list(train_task), cfg)
-    sampler = make_sampler(cfg, current, policy, tokenizer,
+    sampler = make_sampler(cfg, current, module, tokenizer,
                            max_len=min(cfg.max_prompt_tokens + cfg.max_new_tokens,
-                                       getattr(policy.config, "max_position_embeddings", 1 << 30)))
-    return Run(cfg, run_dir, policy, reference, critic, tokenizer, sampler, optimizer, critic_optimizer, scheduler,
-               kl, rewarder, train_examples, train_prompt_ids, eval_examples, device)
+                                       getattr(module.config, "max_position_embeddings", 1 << 30)))
+    return Run(cfg, run_dir, dist, policy, module, reference, critic, tokenizer, sampler, optimizer, critic_optimizer,
+               scheduler, kl, rewarder, train_examples, train_prompt_ids, eval_examples, device)
 
 
 def make_sampler(cfg: TrainConfig, model_dir: str, policy, tokenizer, max_len: int):
@@ -162,12 +177,17 @@ def make_sampler(cfg: TrainConfig, model_dir: str, policy, tokenizer, max_len: i
 
 
 def save(run: Run, step: int, before: dict | None) -> None:
+    """Write a checkpoint (the main process; the others wait until it is complete)."""
+    if not run.dist.is_main:
+        run.dist.barrier()
+        return
     extra = {"eval_before": before, "kl_beta": run.kl.beta}
     if run.critic is not None:
-        extra["critic"] = run.critic.state_dict()
+        extra["critic"] = run.dist.unwrap(run.critic).state_dict()
     if run.critic_optimizer is not None:
         extra["critic_optimizer"] = run.critic_optimizer.state_dict()
     if run.reference is not None and run.cfg.ref_refresh_every:
         extra["reference"] = run.reference.state_dict()
-    checkpoint.save(run.dir, step, run.policy, run.tokenizer, run.optimizer, run.scheduler, extra,
+    checkpoint.save(run.dir, step, run.module, run.tokenizer, run.optimizer, run.scheduler, extra,
                     keep=run.cfg.keep_checkpoints)
+    run.dist.barrier()

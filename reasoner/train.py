@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -93,12 +94,18 @@ def overlong_penalty(length: int, max_tokens: int, buffer: int) -> float:
     return 0.0 if length <= start else -min(length - start, buffer) / buffer
 
 
-def sample(run: Run, indices: list[int], seconds: dict[str, float]) -> Groups:
-    """Steps 1-2 for some prompts: sample groups, judge them, shape the rewards; adds to ``seconds``."""
+def prompt_seed(seed: int, step: int, slot: str) -> int:
+    return random.Random(f"{seed}-{step}-{slot}").getrandbits(31)
+
+
+def sample(run: Run, indices: list[int], seconds: dict[str, float], step: int, slots: list[str]) -> Groups:
+    """Steps 1-2 for some prompts: sample groups, judge them, shape the rewards; adds to ``seconds``.
+    ``slots`` name each prompt's place in the step (its seed with ``seed_per_prompt``)."""
     cfg = run.cfg
     examples = [run.train_examples[i] for i in indices]
     prompts = [run.train_prompt_ids[i] for i in indices]
-    params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p)
+    seeds = tuple(prompt_seed(cfg.seed, step, slot) for slot in slots) if cfg.seed_per_prompt else None
+    params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, prompt_seeds=seeds)
     t0 = time.perf_counter()
     groups = run.sampler.generate(prompts, cfg.group_size, params)
     t1 = time.perf_counter()
@@ -115,18 +122,21 @@ def sample(run: Run, indices: list[int], seconds: dict[str, float]) -> Groups:
 
 def rollout(run: Run, step: int, seconds: dict[str, float]) -> tuple[Groups, Groups, dict[str, float]]:
     """(first-round groups, the groups to learn from, sampling stats). Without dynamic sampling both are the same."""
-    cfg = run.cfg
-    first = sample(run, prompt_indices(step, cfg.prompts_per_step, len(run.train_examples), cfg.seed), seconds)
+    cfg, dist = run.cfg, run.dist
+    slots = dist.shard(list(range(cfg.prompts_per_step)))  # this process's share of the step's prompts
+    indices = prompt_indices(step, cfg.prompts_per_step, len(run.train_examples), cfg.seed)
+    first = sample(run, [indices[i] for i in slots], seconds, step, [str(i) for i in slots])
     if not cfg.dynamic_sampling:
         return first, first, {}
     informative = lambda g: [i for i in range(len(g.groups)) if g.rewards[i].std() > 0]  # noqa: E731
     batch = first.select(informative(first))
     rounds, generated = 0, len(first.groups) * cfg.group_size
-    while len(batch.groups) < cfg.prompts_per_step and rounds < cfg.dynamic_sampling_rounds:
+    while len(batch.groups) < len(slots) and rounds < cfg.dynamic_sampling_rounds:
         rounds += 1
-        need = cfg.prompts_per_step - len(batch.groups)
-        rng = random.Random(f"{cfg.seed}-refill-{step}-{rounds}")
-        extra = sample(run, rng.sample(range(len(run.train_examples)), min(2 * need, len(run.train_examples))), seconds)
+        need = len(slots) - len(batch.groups)
+        rng = random.Random(f"{cfg.seed}-refill-{step}-{rounds}-{dist.rank}")
+        picks = rng.sample(range(len(run.train_examples)), min(2 * need, len(run.train_examples)))
+        extra = sample(run, picks, seconds, step, [f"r{rounds}-{dist.rank}-{j}" for j in range(len(picks))])
         generated += len(extra.groups) * cfg.group_size
         batch = batch.extend(extra.select(informative(extra)[:need]))
     if not batch.groups:  # every group was uniform: nothing to learn from this step but the KL term
@@ -150,37 +160,52 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     update = ppo.update if cfg.algorithm == "ppo" else grpo.update
     stats, advantages = update(run, batch, data.rewards, step)
     t2 = time.perf_counter()
-    run.sampler.load_weights(run.policy.named_parameters())  # the next rollout samples from the new policy
+    run.sampler.load_weights(run.module.named_parameters())  # the next rollout samples from the new policy
     t3 = time.perf_counter()
-    run.kl.update(stats.get("kl/ref", 0.0), len(batch))
+    run.kl.update(stats.get("kl/ref", 0.0), len(batch) * run.dist.world)
     if run.reference is not None and cfg.ref_refresh_every and (step + 1) % cfg.ref_refresh_every == 0:
-        run.reference.load_state_dict(run.policy.state_dict())
+        run.reference.load_state_dict(run.module.state_dict())
     # 6. log (reward metrics describe the first round: the policy's own accuracy, before any filtering)
-    rewards, scored = first.rewards, first.scored
-    lengths = [len(c.token_ids) for g in first.groups for c in g]
+    local = {
+        "rewards": first.rewards.tolist(), "correct": first.scored.correct,
+        "terms": first.scored.terms, "errors": first.scored.errors,
+        "lengths": [len(c.token_ids) for g in first.groups for c in g],
+        "truncated": [c.finish_reason == "length" for g in first.groups for c in g],
+        "stats": {**sampling, **stats}, "seconds": seconds, "samples": _sample_records(run, step, data, advantages),
+    }
+    parts = run.dist.gather(local)
+    rewards = torch.tensor([row for p in parts for row in p["rewards"]])
+    lengths = [n for p in parts for n in p["lengths"]]
+    terms = {name: [r for p in parts for r in p["terms"][name] if r is not None] for name in local["terms"]}
+    errors = {name: sum(p["errors"].get(name, 0) for p in parts) for name in local["errors"]}
     metrics = {
         "step": step + 1,
         "reward/mean": rewards.mean().item(), "reward/std": rewards.std().item(),
-        **{f"reward/{name}": fmean([r for r in rs if r is not None] or [0.0]) for name, rs in scored.terms.items()},
-        **{f"reward/{name}_errors": n for name, n in scored.errors.items() if n},
-        "accuracy": fmean(scored.correct),
+        **{f"reward/{name}": fmean(rs or [0.0]) for name, rs in terms.items()},
+        **{f"reward/{name}_errors": n for name, n in errors.items() if n},
+        "accuracy": fmean([c for p in parts for c in p["correct"]]),
         "groups/zero_std_frac": (rewards.std(dim=1) == 0).float().mean().item(),
-        **sampling, **stats,
+        # each process's loss is its share of the global loss: add them; average everything else
+        **{k: (sum if k.startswith("loss/") else fmean)([p["stats"][k] for p in parts]) for k in local["stats"]},
         "completion/len_mean": fmean(lengths), "completion/len_max": max(lengths),
-        "completion/truncated_frac": fmean([c.finish_reason == "length" for g in first.groups for c in g]),
+        "completion/truncated_frac": fmean([t for p in parts for t in p["truncated"]]),
         "time/generate": seconds["generate"], "time/verify": seconds["verify"], "time/learn": t2 - t1,
         "time/weight_sync": t3 - t2, "time/step": t3 - t0,
         "throughput/tokens_per_s": sum(lengths) / (t3 - t0),
     }
-    checkpoint.append_jsonl(run.dir / "metrics.jsonl", metrics)
-    _log_samples(run, step, data, advantages)
+    if run.dist.is_main:
+        checkpoint.append_jsonl(run.dir / "metrics.jsonl", metrics)
+        for p in parts:
+            for record in p["samples"]:
+                checkpoint.append_jsonl(run.dir / "samples.jsonl", record)
     return metrics
 
 
-def _log_samples(run: Run, step: int, data: Groups, advantages: torch.Tensor) -> None:
+def _sample_records(run: Run, step: int, data: Groups, advantages: torch.Tensor) -> list[dict]:
     g_size = run.cfg.group_size
+    records = []
     for g, ex in enumerate(data.examples):
-        checkpoint.append_jsonl(run.dir / "samples.jsonl", {
+        records.append({
             "step": step + 1, "id": ex.id, "prompt": ex.prompt, "reference": ex.reference,
             "completions": [{
                 "text": c.text, "reward": round(data.rewards[g, j].item(), 4),
@@ -189,16 +214,23 @@ def _log_samples(run: Run, step: int, data: Groups, advantages: torch.Tensor) ->
                                  {"reward": v[g * g_size + j].reward, "reason": v[g * g_size + j].reason})
                              for t, v in data.scored.verdicts.items()},
             } for j, c in enumerate(data.groups[g])]})
+    return records
 
 
 def held_out_accuracy(run: Run, label: str, show: bool) -> dict | None:
+    """Greedy accuracy on the held-out examples; with several processes each scores every world-th example."""
     if not run.eval_examples:
         return None
-    bar = tqdm(total=len(run.eval_examples), desc=f"eval ({label})", leave=False, disable=not show, unit="problem")
-    result = evaluate(run.sampler, run.tokenizer, run.eval_examples, Rewarder({TASK: 1.0}), run.cfg.max_new_tokens,
+    dist = run.dist
+    mine = run.eval_examples[dist.rank::dist.world]
+    bar = tqdm(total=len(mine), desc=f"eval ({label})", leave=False, disable=not (show and dist.is_main), unit="problem")
+    result = evaluate(run.sampler, run.tokenizer, mine, Rewarder({TASK: 1.0}), run.cfg.max_new_tokens,
                       run.cfg.system_prompt, progress=bar.update)
     bar.close()
-    return {"accuracy": result.accuracy, "n": result.n, "seconds": round(result.seconds, 2), "records": result.records}
+    parts = dist.gather(result.records)
+    records = [parts[i % dist.world][i // dist.world] for i in range(len(run.eval_examples))]
+    accuracy = fmean(r["correct"] for r in records)
+    return {"accuracy": accuracy, "n": len(records), "seconds": round(result.seconds, 2), "records": records}
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -219,13 +251,16 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         if step0 >= cfg.steps:
             raise ConfigError(f"{run_dir} has already trained {step0} steps: pass --steps N with N > {step0} to go on")
         state = {**checkpoint.load_state(ckpt), "model_dir": str(ckpt)}
-        for name in ("metrics.jsonl", "samples.jsonl"):
-            checkpoint.truncate_jsonl(run_dir / name, step0)
+        if int(os.environ.get("RANK", "0") or 0) == 0:
+            for name in ("metrics.jsonl", "samples.jsonl"):
+                checkpoint.truncate_jsonl(run_dir / name, step0)
     elif checkpoint.latest(run_dir) is not None:
         raise ConfigError(f"{run_dir} already holds a run: pass --resume to continue it, or another --output")
-    run_dir.mkdir(parents=True, exist_ok=True)
     cfg.output = str(run_dir)
-    dump_yaml(cfg, run_dir / "config.yaml")
+    main_process = int(os.environ.get("RANK", "0") or 0) == 0
+    if main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_yaml(cfg, run_dir / "config.yaml")
 
     run = setup(cfg, run_dir, state)
     try:
@@ -235,10 +270,15 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         run.rewarder.close()
     sampler_name = "vllm" if isinstance(run.sampler, VLLMSampler) else "hf"
     summary = _summary(cfg, history, before, after, time.perf_counter() - wall, start, sampler_name)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    for label, result in (("before", before), ("after", after)):
-        if result:
-            (run_dir / f"eval_{label}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result["records"]))
+    summary["processes"] = run.dist.world
+    if run.dist.world > 1:  # every process must end with the same weights: a checksum per process shows it
+        checksum = float(sum(p.detach().double().sum().item() for p in run.module.parameters()))
+        summary["param_checksums"] = run.dist.gather(checksum)
+    if run.dist.is_main:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        for label, result in (("before", before), ("after", after)):
+            if result:
+                (run_dir / f"eval_{label}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result["records"]))
     return summary
 
 
@@ -246,11 +286,12 @@ def _loop(run: Run, state: dict | None, show_progress: bool):
     """Evaluate, train ``steps`` steps with checkpoints, evaluate again."""
     cfg, run_dir = run.cfg, run.dir
     start = state["step"] if state else 0
+    main = run.dist.is_main
     before = state.get("eval_before") if state else held_out_accuracy(run, "before", show_progress)
-    if before and not state:
+    if before and not state and main:
         checkpoint.append_jsonl(run_dir / "metrics.jsonl", {"step": 0, "eval/accuracy": before["accuracy"]})
     history: list[dict] = []
-    bar = tqdm(total=cfg.steps, initial=start, desc=cfg.algorithm, unit="step", disable=not show_progress)
+    bar = tqdm(total=cfg.steps, initial=start, desc=cfg.algorithm, unit="step", disable=not (show_progress and main))
     last_saved = start
     try:
         for step in range(start, cfg.steps):
@@ -261,7 +302,7 @@ def _loop(run: Run, state: dict | None, show_progress: bool):
             bar.update(1)
             if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
                 mid = held_out_accuracy(run, f"step {step + 1}", show_progress)
-                if mid:
+                if mid and main:
                     checkpoint.append_jsonl(run_dir / "metrics.jsonl", {"step": step + 1, "eval/accuracy": mid["accuracy"]})
             if cfg.save_every and (step + 1) % cfg.save_every == 0:
                 save(run, step + 1, before)
@@ -271,7 +312,7 @@ def _loop(run: Run, state: dict | None, show_progress: bool):
     if last_saved != cfg.steps:
         save(run, cfg.steps, before)
     after = held_out_accuracy(run, "after", show_progress)
-    if after:
+    if after and main:
         checkpoint.append_jsonl(run_dir / "metrics.jsonl", {"step": cfg.steps, "eval/accuracy": after["accuracy"]})
     return history, before, after, start
 

@@ -104,10 +104,11 @@ class VLLMSampler:
 
         self._wake()
         greedy = params.temperature <= 0
-        sp = VSamplingParams(n=n, max_tokens=params.max_new_tokens, logprobs=0,
-                             temperature=0.0 if greedy else params.temperature,
-                             top_p=1.0 if greedy else params.top_p, seed=params.seed)
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], sp, use_tqdm=False)
+        seeds = params.prompt_seeds if params.prompt_seeds is not None else [params.seed] * len(prompts)
+        sps = [VSamplingParams(n=n, max_tokens=params.max_new_tokens, logprobs=0,
+                               temperature=0.0 if greedy else params.temperature,
+                               top_p=1.0 if greedy else params.top_p, seed=seed) for seed in seeds]
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], sps, use_tqdm=False)
         groups = []
         for out in outputs:
             group = []
