@@ -252,6 +252,8 @@ class TrainConfig:
     """Sequences per forward/backward pass; gradients accumulate over the whole batch."""
     max_grad_norm: float = 1.0
     """Clip the global gradient norm to this value (0 disables clipping)."""
+    rollout_chunks: int = 1
+    """Split each rollout into N chunks: the verifiers judge one chunk while the sampler generates the next."""
     rewards: dict[str, float] = dataclasses.field(default_factory=lambda: {"task": 1.0})
     """Reward terms as NAME=WEIGHT: 'task' is each example's own verifier, other names are verifier plugins."""
     sampler: str = "auto"
@@ -291,7 +293,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         positive = ("steps", "prompts_per_step", "group_size", "max_new_tokens", "max_prompt_tokens",
-                    "micro_batch_size", "num_iterations", "keep_checkpoints")
+                    "micro_batch_size", "num_iterations", "keep_checkpoints", "rollout_chunks", "minibatches")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1 (got {getattr(self, name)})")

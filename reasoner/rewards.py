@@ -28,6 +28,16 @@ class Scored:
     correct: list[bool]  # the task verifier said ok
     errors: dict[str, int]  # per term: verifier_error verdicts
 
+    def __add__(self, other: "Scored") -> "Scored":
+        return Scored(self.rewards + other.rewards, {t: v + other.terms[t] for t, v in self.terms.items()},
+                      {t: v + other.verdicts[t] for t, v in self.verdicts.items()}, self.correct + other.correct,
+                      {t: n + other.errors.get(t, 0) for t, n in self.errors.items()})
+
+    def select(self, flat: list[int]) -> "Scored":
+        return Scored([self.rewards[i] for i in flat], {t: [v[i] for i in flat] for t, v in self.terms.items()},
+                      {t: [v[i] for i in flat] for t, v in self.verdicts.items()}, [self.correct[i] for i in flat],
+                      self.errors)
+
 
 class Rewarder:
     def __init__(self, weights: dict[str, float]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     kl: KLController
     rewarder: Rewarder
+    reward_pool: ThreadPoolExecutor  # runs the verifiers beside the sampler (rollout_chunks > 1)
     train_examples: list
     train_prompt_ids: list[list[int]]
     eval_examples: list
@@ -155,7 +157,8 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
                            max_len=min(cfg.max_prompt_tokens + cfg.max_new_tokens,
                                        getattr(module.config, "max_position_embeddings", 1 << 30)))
     return Run(cfg, run_dir, dist, policy, module, reference, critic, tokenizer, sampler, optimizer, critic_optimizer,
-               scheduler, kl, rewarder, train_examples, train_prompt_ids, eval_examples, device)
+               scheduler, kl, rewarder, ThreadPoolExecutor(1, thread_name_prefix="rewards"), train_examples,
+               train_prompt_ids, eval_examples, device)
 
 
 def make_sampler(cfg: TrainConfig, model_dir: str, policy, tokenizer, max_len: int):

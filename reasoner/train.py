@@ -71,21 +71,13 @@ class Groups:
 
     def select(self, keep: list[int]) -> "Groups":
         g = len(self.groups[0])
-        flat = [i * g + j for i in keep for j in range(g)]
-        scored = Scored([self.scored.rewards[i] for i in flat],
-                        {t: [v[i] for i in flat] for t, v in self.scored.terms.items()},
-                        {t: [v[i] for i in flat] for t, v in self.scored.verdicts.items()},
-                        [self.scored.correct[i] for i in flat], self.scored.errors)
+        scored = self.scored.select([i * g + j for i in keep for j in range(g)])
         return Groups([self.examples[i] for i in keep], [self.prompts[i] for i in keep],
                       [self.groups[i] for i in keep], scored, self.rewards[keep])
 
     def extend(self, other: "Groups") -> "Groups":
-        s, o = self.scored, other.scored
-        scored = Scored(s.rewards + o.rewards, {t: s.terms[t] + o.terms[t] for t in s.terms},
-                        {t: s.verdicts[t] + o.verdicts[t] for t in s.verdicts}, s.correct + o.correct,
-                        {t: s.errors[t] + o.errors.get(t, 0) for t in s.errors})
         return Groups(self.examples + other.examples, self.prompts + other.prompts, self.groups + other.groups,
-                      scored, torch.cat([self.rewards, other.rewards]))
+                      self.scored + other.scored, torch.cat([self.rewards, other.rewards]))
 
 
 def overlong_penalty(length: int, max_tokens: int, buffer: int) -> float:
@@ -104,15 +96,30 @@ def sample(run: Run, indices: list[int], seconds: dict[str, float], step: int, s
     cfg = run.cfg
     examples = [run.train_examples[i] for i in indices]
     prompts = [run.train_prompt_ids[i] for i in indices]
-    seeds = tuple(prompt_seed(cfg.seed, step, slot) for slot in slots) if cfg.seed_per_prompt else None
-    params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, prompt_seeds=seeds)
-    t0 = time.perf_counter()
-    groups = run.sampler.generate(prompts, cfg.group_size, params)
+    seeds = [prompt_seed(cfg.seed, step, slot) for slot in slots] if cfg.seed_per_prompt else None
+    # Pipelined in chunks: the verifiers judge chunk k (in their worker processes or containers)
+    # while the sampler generates chunk k + 1. time/verify counts only the wait that is not hidden.
+    bounds = [len(indices) * k // cfg.rollout_chunks for k in range(cfg.rollout_chunks + 1)]
+    groups, pending = [], []
+    for lo, hi in zip(bounds, bounds[1:]):
+        if lo == hi:
+            continue
+        params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p,
+                                prompt_seeds=None if seeds is None else tuple(seeds[lo:hi]))
+        t0 = time.perf_counter()
+        chunk = run.sampler.generate(prompts[lo:hi], cfg.group_size, params)
+        seconds["generate"] += time.perf_counter() - t0
+        groups += chunk
+        texts = [c.text for g in chunk for c in g]
+        judged = [ex for ex in examples[lo:hi] for _ in range(cfg.group_size)]
+        pending.append(run.reward_pool.submit(run.rewarder.score, texts, judged))
     t1 = time.perf_counter()
-    completions = [c for g in groups for c in g]
-    scored = run.rewarder.score([c.text for c in completions], [ex for ex in examples for _ in range(cfg.group_size)])
-    seconds["generate"] += t1 - t0
+    parts = [f.result() for f in pending]
     seconds["verify"] += time.perf_counter() - t1
+    scored = parts[0]
+    for part in parts[1:]:
+        scored = scored + part
+    completions = [c for g in groups for c in g]
     rewards = torch.tensor(scored.rewards, dtype=torch.float32)
     if cfg.overlong == "penalty":
         rewards += torch.tensor([overlong_penalty(len(c.token_ids), cfg.max_new_tokens, cfg.overlong_buffer)
@@ -267,6 +274,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         history, before, after, start = _loop(run, state, show_progress)
     finally:
         run.sampler.close()
+        run.reward_pool.shutdown()
         run.rewarder.close()
     sampler_name = "vllm" if isinstance(run.sampler, VLLMSampler) else "hf"
     summary = _summary(cfg, history, before, after, time.perf_counter() - wall, start, sampler_name)
