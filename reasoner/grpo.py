@@ -15,7 +15,8 @@ import torch
 from reasoner.advantages import grpo_advantages
 from reasoner.batch import score
 from reasoner.learner import (Stats, StepBatch, approx_kl, build_micro_batches, effective_minibatches, global_std,
-                              minibatch_plan, mismatch, no_grad_logprobs, optimizer_step)
+                              minibatch_plan, mismatch, no_grad_logprobs, optimizer_step, record_surrogate,
+                              summarize)
 from reasoner.loss import aggregate, kl_estimate, policy_loss
 
 
@@ -74,12 +75,9 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
                     (loss * dist.world).backward()
                 w = mb.loss_mask.sum().item()
                 stats.add("loss/total", loss.item(), 1)
-                stats.add("loss/policy", out.policy_loss.item(), 1)
+                record_surrogate(stats, out, w)
                 if cfg.kl_mode == "loss":
                     stats.add("kl/ref", out.kl.item(), w)
-                stats.add("clip/frac_low", out.clip_low.item(), w)
-                stats.add("clip/frac_high", out.clip_high.item(), w)
-                stats.add("clip/frac_dual", out.clip_dual.item(), w)
                 kl_now += approx_kl(logp, old[id(mb)], mb.loss_mask) * w / n_tok
             grad_norms.append(optimizer_step(list(policy.parameters()), [run.optimizer], [run.scheduler], cfg.max_grad_norm))
             kl_now = dist.sum(kl_now)  # each process added its tokens' share of the global token mean
@@ -89,12 +87,5 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
                 break
         if stopped:
             break
-    out = stats.means()
-    # loss sums are per micro-batch shares of a minibatch's loss: report the mean minibatch loss
-    updates = len(grad_norms)
-    out["loss/total"] = stats.sums.get("loss/total", 0.0) / max(updates, 1)
-    out["loss/policy"] = stats.sums.get("loss/policy", 0.0) / max(updates, 1)
-    out["clip/frac"] = out.get("clip/frac_low", 0.0) + out.get("clip/frac_high", 0.0)
-    out.update({"grad/norm": sum(grad_norms) / max(updates, 1), "lr": run.scheduler.get_last_lr()[0],
-                "updates": updates, "kl/beta": beta, "kl/early_stop": float(stopped)})
+    out = summarize(stats, grad_norms, run, beta, stopped)
     return out, advantages

@@ -118,3 +118,24 @@ def global_std(values: torch.Tensor, dist) -> float:
 def effective_minibatches(requested: int, n_sequences: int, dist) -> int:
     """Minibatches every process can fill (each must run the same number of synchronised steps)."""
     return int(dist.min(min(requested, max(n_sequences, 1))))
+
+
+def record_surrogate(stats: Stats, out, weight: float) -> None:
+    """Add one micro-batch's policy-loss statistics (a ``PolicyLossOutput``)."""
+    stats.add("loss/policy", out.policy_loss.item(), 1)
+    stats.add("clip/frac_low", out.clip_low.item(), weight)
+    stats.add("clip/frac_high", out.clip_high.item(), weight)
+    stats.add("clip/frac_dual", out.clip_dual.item(), weight)
+
+
+def summarize(stats: Stats, grad_norms: list[float], run, beta: float, stopped: bool) -> dict[str, float]:
+    """Per-step learner metrics. Losses are summed per minibatch (micro-batch shares) and averaged
+    over optimizer steps; everything else is a token- or count-weighted mean."""
+    out = stats.means()
+    updates = len(grad_norms)
+    for key in [k for k in stats.sums if k.startswith("loss/")]:
+        out[key] = stats.sums[key] / max(updates, 1)
+    out["clip/frac"] = out.get("clip/frac_low", 0.0) + out.get("clip/frac_high", 0.0)
+    out.update({"grad/norm": sum(grad_norms) / max(updates, 1), "lr": run.scheduler.get_last_lr()[0],
+                "updates": updates, "kl/beta": beta, "kl/early_stop": float(stopped)})
+    return out

@@ -25,7 +25,8 @@ from torch import nn
 from reasoner.advantages import gae, whiten
 from reasoner.batch import MicroBatch, completion_logits
 from reasoner.learner import (Stats, StepBatch, approx_kl, build_micro_batches, effective_minibatches,
-                              minibatch_plan, mismatch, no_grad_logprobs, optimizer_step)
+                              minibatch_plan, mismatch, no_grad_logprobs, optimizer_step, record_surrogate,
+                              summarize)
 from reasoner.loss import aggregate, kl_estimate, policy_loss, token_entropy, token_logprobs, value_loss
 
 
@@ -155,12 +156,9 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
                 with dist.no_sync(run.policy, skip=not last), dist.no_sync(run.critic, skip=not last or not separate):
                     (loss * dist.world).backward()  # DDP averages gradients over processes
                 w = mb.loss_mask.sum().item()
-                stats.add("loss/policy", out.policy_loss.item(), 1)
+                record_surrogate(stats, out, w)
                 stats.add("loss/value", vloss.item(), 1)
                 stats.add("loss/total", loss.item(), 1)
-                stats.add("clip/frac_low", out.clip_low.item(), w)
-                stats.add("clip/frac_high", out.clip_high.item(), w)
-                stats.add("clip/frac_dual", out.clip_dual.item(), w)
                 stats.add("clip/value_frac", vclip.item(), w)
                 kl_now += approx_kl(logp, old[id(mb)], mb.loss_mask) * w / n_tok
             kl_now = dist.sum(kl_now)
@@ -174,13 +172,7 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
                 break
         if stopped:
             break
-    out = stats.means()
-    updates = len(grad_norms)
-    for key in ("loss/total", "loss/policy", "loss/value"):
-        out[key] = stats.sums.get(key, 0.0) / max(updates, 1)
-    out["clip/frac"] = out.get("clip/frac_low", 0.0) + out.get("clip/frac_high", 0.0)
-    out.update({"grad/norm": sum(grad_norms) / max(updates, 1), "lr": run.scheduler.get_last_lr()[0],
-                "updates": updates, "kl/beta": beta, "kl/early_stop": float(stopped)})
+    out = summarize(stats, grad_norms, run, beta, stopped)
     seq_adv = torch.zeros(len(batch), device=run.device)
     for mb in micro:
         m = mb.completion_mask.float()
