@@ -171,7 +171,7 @@ class TrainConfig:
     eval_task: str | None = None
     """Held-out task spec for the before/after evaluation; empty means the test split of --task."""
     output: str | None = None
-    """Run directory; empty means runs/<task>-<timestamp>."""
+    """Run directory; empty means runs/<algorithm>-<task>-<timestamp>."""
     steps: int = 30
     """Training steps; each step samples prompts_per_step x group_size completions and updates the policy."""
     prompts_per_step: int = 8

@@ -10,7 +10,9 @@ from reasoner.config import TrainConfig, click_options, from_dict, load_yaml, re
 
 EPILOG = """\b
 Examples:
-  reasoner train                                  # the default run: ~15 min on 2 CPU cores
+  reasoner train                                  # the default run (GRPO, CPU)
+  reasoner train --preset dapo                    # DAPO; also grpo, dr-grpo, ppo
+  reasoner train --preset ppo --critic shared     # PPO with a value head on the policy
   reasoner train --steps 5 --eval-size 50         # a quick look
   reasoner train --model ./my-hf-dir --task gsm8k:data/gsm8k_train.jsonl \\
       --eval-task gsm8k:data/gsm8k_test.jsonl --max-new-tokens 256
@@ -27,12 +29,13 @@ eval_before.jsonl / eval_after.jsonl and checkpoints/step-N (Hugging Face format
 @click.option("--quiet", is_flag=True, help="No progress bars; print only the summary.")
 @click_options(TrainConfig)
 def train(config_path, resume, quiet, **options):
-    """Train a policy with GRPO on a verifiable task.
+    """Train a policy with GRPO or PPO on a verifiable task.
 
     Samples a group of completions per prompt, rewards each with verifiers, and updates the
-    policy with a clipped surrogate anchored to a frozen reference model (KL, k3). With no
-    options it trains SmolLM2-135M-Instruct on arithmetic problems on CPU and prints held-out
-    accuracy before and after.
+    policy with a clipped surrogate anchored to a frozen reference model by a KL term. With no
+    options it trains SmolLM2-135M-Instruct with GRPO on arithmetic problems on CPU and prints
+    held-out accuracy before and after. Settings resolve as: defaults < --preset < --config
+    file < options; the resolved settings are written to the run directory.
     """
     from reasoner.train import train as run_training
 
