@@ -115,6 +115,7 @@ class Sandbox:
         self._pending: "collections.deque[_Ticket]" = collections.deque()
         self._closing = False
         self._stop_probe = threading.Event()
+        self._start_failed: tuple[float, str] | None = None   # when submit's start last failed, and why
         self.replaced = 0
         """Containers replaced so far (killed from outside, died, or retired)."""
         self.retried = 0
@@ -181,9 +182,13 @@ class Sandbox:
         for ticket in left:
             self._resolve(ticket, sandbox_error("the Sandbox was closed"))
         for slot, container in enumerate(self._containers):
-            if container is not None:
-                container.stop() if self._slots[slot].up else container.abandon()
-                self._containers[slot] = None
+            if container is None:
+                continue
+            if self._slots[slot].up:
+                container.stop()
+            else:  # its daemon is gone: asking it would only wait
+                container.abandon()
+            self._containers[slot] = None
         for host in self.hosts:  # containers left by an outage on a host that came back
             if host.up and host.orphans:
                 hostlist.remove_orphans(host)
@@ -214,9 +219,14 @@ class Sandbox:
         """Queue a job; the future's result is its Execution (never an exception)."""
         future: Future = Future()
         if not self._threads:
+            failed = self._start_failed
+            if failed is not None and time.monotonic() < failed[0] + self.probe_interval:
+                future.set_result(sandbox_error(failed[1]))  # not every job waits for the same hosts again
+                return future
             try:
                 self.start()
             except (SandboxUnavailable, RuntimeError) as exc:
+                self._start_failed = (time.monotonic(), str(exc))
                 future.set_result(sandbox_error(str(exc)))
                 return future
         with self._mutex:
@@ -299,8 +309,8 @@ class Sandbox:
                 ticket.lost.append(f"{host.name}: {lost.reason}")
                 host.lost += 1
             if not any(h.up for h in self.hosts):
-                error = sandbox_error(self._no_host_left())
-                failed = [(t, error) for t in [ticket, *self._pending]]
+                error = self._no_host_left()
+                failed = [(t, sandbox_error(error)) for t in [ticket, *self._pending]]
                 self._pending.clear()
             elif ticket.attempts > self.retries:
                 failed = [(ticket, sandbox_error(f"the job's Docker host went away under it {ticket.attempts} "
@@ -321,12 +331,9 @@ class Sandbox:
     def _probe(self) -> None:
         """Bring hosts that went out of rotation back once they can serve again."""
         while not self._stop_probe.wait(self.probe_interval):
-            for host in self.hosts:
-                if host.up:
-                    continue
-                try:
-                    hostlist.check(host, self.image)
-                except Exception as exc:  # noqa: BLE001 - still out, for the reason it went out
+            out = [h for h in self.hosts if not h.up]
+            for host, exc in _each(out, lambda host: hostlist.check(host, self.image)):
+                if exc is not None:  # still out, for the reason it went out
                     log.debug("sandbox host %s is still out: %s", host.name, exc)
                     continue
                 with self._mutex:

@@ -98,14 +98,19 @@ def test_a_bad_endpoint_is_one_clear_error(spec, words, monkeypatch):
         Sandbox()
 
 
-def test_no_host_can_serve():
+def test_no_host_can_serve(monkeypatch):
     hosts = ["unix:///nonexistent/a.sock", "unix:///nonexistent/b.sock"]
     with pytest.raises(SandboxUnavailable, match="no Docker host of the sandbox can serve: unix:///nonexistent/a.sock: "
                                                  "cannot reach the Docker daemon at unix:///nonexistent/a.sock .*; "
                                                  f"unix:///nonexistent/b.sock: .*leave it out .*{engine.HOSTS_ENV}"):
         Sandbox(hosts=hosts).start()
-    run = Sandbox(hosts=hosts).submit(ADD).result()
-    assert run.status == "sandbox_error" and "cannot reach" in run.details["error"]
+    checked = []
+    check = hostlist.check
+    monkeypatch.setattr(hostlist, "check", lambda host, image: checked.append(host.name) or check(host, image))
+    sandbox = Sandbox(hosts=hosts, probe_interval=60)
+    runs = [sandbox.submit(ADD).result() for _ in range(3)]
+    assert [r.status for r in runs] == ["sandbox_error"] * 3 and "cannot reach" in runs[2].details["error"]
+    assert checked == hosts  # the jobs after the first do not wait for the same hosts again
 
 
 # ---- the machine's daemon under two names -------------------------------------------------------
