@@ -13,12 +13,12 @@ when the job runs past its limit plus a grace period (the wall-clock kill from o
 clean up after a job and retires. The verdict of a job that killed its container is that job's
 verdict: it is never retried.
 
-What *is* retried is a job whose host went away under it: the container stopped answering and
-then the daemon did not answer either (or the container was removed from outside, which no job
-can do). The host leaves the rotation, its jobs in flight go back to the front of the queue for
-the other hosts (at most ``retries`` times each), and a probe thread checks it every
-``probe_interval`` seconds until it can serve again. With no host left, jobs end as
-``sandbox_error`` with the reason, never as an exception and never as ``failed``.
+What *is* retried is a job that lost its container for a reason no job can cause: the daemon
+stopped answering (the host leaves the rotation), the container was removed from outside, or the
+connection to it broke while it lived on. The job goes back to the front of the queue (at most
+``retries`` times); a probe thread checks each host out of rotation every ``probe_interval``
+seconds until it can serve again. With no host left, jobs end as ``sandbox_error`` with the
+reason, never as an exception and never as ``failed``. docs/sandbox.md has the table of cases.
 """
 
 from __future__ import annotations
@@ -117,9 +117,9 @@ class Sandbox:
         self._stop_probe = threading.Event()
         self._start_failed: tuple[float, str] | None = None   # when submit's start last failed, and why
         self.replaced = 0
-        """Containers replaced so far (killed from outside, died, or retired)."""
+        """Containers replaced so far (killed from outside, died, retired, or from before an outage)."""
         self.retried = 0
-        """Jobs sent to another host after theirs went away under them."""
+        """Jobs sent again after losing their container for a reason not their own."""
 
     # ---- lifecycle --------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
+import docker
 import pytest
 from docker_endpoints import LoopbackProxy
 
@@ -54,10 +55,17 @@ def api():
 @pytest.fixture
 def proxy(api):
     """``tcp://127.0.0.1:PORT`` in front of the machine's daemon, taken down by the test."""
+    def mine() -> set[str]:  # this process's containers (other processes may share the daemon)
+        return {c["Id"] for c in engine.our_containers(api) if c["Labels"].get(engine.OWNER) == engine.owner()}
+    before = mine()
     endpoint = LoopbackProxy().start()
     yield endpoint
     endpoint.stop()
-    engine.remove_stale(api)  # what a closed endpoint's containers left behind
+    for cid in mine() - before:  # what the pool had to leave behind an endpoint that was down
+        try:
+            api.remove_container(cid, force=True)
+        except docker.errors.NotFound:
+            pass
 
 
 # ---- endpoints, without Docker -------------------------------------------------------------------
