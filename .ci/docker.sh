@@ -2,7 +2,7 @@
 # Docker engine and sandbox image for CI. Idempotent; runs as root on a fresh Debian machine.
 #   .ci/docker.sh                                   # uses .venv/bin/python when it exists
 #   PYTHON=/path/to/venv/bin/python .ci/docker.sh   # any interpreter with reasoner installed
-# Installs docker.io and debootstrap (and util-linux, for unshare, if missing), starts dockerd in
+# Installs docker.io and debootstrap (util-linux and openssl too if missing), starts dockerd in
 # the background and waits until it answers, then builds the sandbox image (offline, from the
 # Debian mirror apt uses) unless `reasoner sandbox check` already passes. Prints how long each
 # phase took.
@@ -18,7 +18,8 @@ phase() { echo "docker.sh: $1 ($(( $(date +%s) - t0 )) s)"; }
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
-command -v unshare >/dev/null 2>&1 || missing+=(util-linux)   # a second daemon in the tests of several hosts
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)   # tests of several hosts: a second daemon ...
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)         # ... and a TLS endpoint
 if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -7,7 +7,7 @@ verdict frame per job (``sandbox/inside/wire.py``). Docker multiplexes the runne
 
 from __future__ import annotations
 
-import socket
+import ssl
 import time
 from dataclasses import asdict
 
@@ -88,6 +88,9 @@ class Container:
             raise ContainerLost(f"connection lost: {exc}") from None
         if not chunk:
             raise ContainerLost("the container closed its output" + self._log_tail())
+        self._split(chunk)
+
+    def _split(self, chunk: bytes) -> None:
         self._raw += chunk
         while len(self._raw) >= 8:  # Docker frames: stream id, 3 zero bytes, 4-byte size, payload
             size = int.from_bytes(self._raw[4:8], "big")
@@ -105,16 +108,22 @@ class Container:
         return f": {text[-500:]}" if text else ""
 
     def idle_and_alive(self) -> bool:
-        """False when the container went away while it had no job (nothing to read, no EOF)."""
+        """False when the container went away while it had no job (end of stream, or a broken
+        connection). Reads without waiting; what it reads is kept for the next `read`. (No
+        ``MSG_PEEK``: a TLS socket has none, and a TLS record may carry no data at all.)"""
         try:
             self.sock.setblocking(False)
-            return self.sock.recv(1, socket.MSG_PEEK) != b""
-        except BlockingIOError:
+            chunk = self.sock.recv(1 << 16)
+        except (BlockingIOError, ssl.SSLWantReadError):
             return True
         except OSError:
             return False
         finally:
             self.sock.setblocking(True)
+        if not chunk:
+            return False
+        self._split(chunk)
+        return True
 
     def send(self, frame: dict, deadline: float) -> None:
         self.sock.settimeout(max(0.001, deadline - time.monotonic()))

@@ -6,6 +6,7 @@ test that shows it holds.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from typing import Any
@@ -47,7 +48,7 @@ def connect(base_url: str | None = None, timeout: float = 30.0):
         raise SandboxUnavailable("the Python package `docker` is missing: pip install docker") from None
     where, api = endpoint(base_url), None
     try:
-        api = docker.APIClient(**_client_kwargs(base_url, timeout))
+        api = _client_class()(**_client_kwargs(base_url, timeout))
         api.ping()
     except Exception as exc:  # noqa: BLE001 - any failure to reach the daemon reads the same
         if api is not None:
@@ -75,6 +76,23 @@ def _client_kwargs(base_url: str | None, timeout: float) -> dict[str, Any]:
     kwargs.setdefault("base_url", LOCAL)
     kwargs["timeout"] = timeout
     return kwargs
+
+
+@functools.lru_cache(maxsize=None)
+def _client_class():
+    import docker
+
+    class Client(docker.APIClient):
+        """Verifies a TLS daemon against its own CA (``DOCKER_CERT_PATH/ca.pem``). The client is
+        a requests session, which would otherwise let ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``
+        replace that CA on every request."""
+
+        def merge_environment_settings(self, url, proxies, stream, verify, cert):
+            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if isinstance(self.verify, str):
+                merged["verify"] = self.verify
+            return merged
+    return Client
 
 
 def short(exc: BaseException) -> str:

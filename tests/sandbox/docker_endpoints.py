@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -121,14 +123,17 @@ class SecondDaemon:
 
 
 class LoopbackProxy:
-    """``tcp://127.0.0.1:PORT`` forwarding to a daemon's unix socket, in threads.
+    """``tcp://127.0.0.1:PORT`` forwarding to a daemon's unix socket, with TLS when given a
+    server context (see `certificates`). One thread per connection relays both ways (a TLS
+    connection must not be used by two threads at once).
 
     `stop` takes the endpoint down like a daemon that died: every connection is closed, new ones
     are refused. `freeze` makes it hang like a network partition: connections stay open and
     connecting works, but nothing gets through. `start` brings it back on the same port."""
 
-    def __init__(self, target: str | None = None):
+    def __init__(self, target: str | None = None, tls: ssl.SSLContext | None = None):
         self.target = (target or engine.endpoint()).removeprefix("unix://")
+        self.tls = tls
         self.port = free_port()
         self.url = f"tcp://127.0.0.1:{self.port}"
         self._listener: socket.socket | None = None
@@ -153,36 +158,47 @@ class LoopbackProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            upstream = socket.socket(socket.AF_UNIX)
-            try:
-                upstream.connect(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                if self._listener is not listener:  # stopped meanwhile
-                    client.close()
-                    upstream.close()
-                    return
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._relay, args=(listener, client), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _relay(self, listener: socket.socket, client: socket.socket) -> None:
+        upstream = socket.socket(socket.AF_UNIX)
+        try:
+            client.settimeout(5.0)
+            if self.tls is not None:
+                client = self.tls.wrap_socket(client, server_side=True)  # refuses a client without a certificate
+            upstream.connect(self.target)
+        except OSError:
+            client.close()
+            upstream.close()
+            return
+        with self._lock:
+            if self._listener is not listener:  # stopped meanwhile
+                client.close()
+                upstream.close()
+                return
+            self._conns += [client, upstream]
+        other = {client: upstream, upstream: client}
         try:
             while True:
-                data = src.recv(1 << 16)
-                if not data:
-                    break
-                if not self.frozen:  # a partition drops what it gets
-                    dst.sendall(data)
-        except OSError:
+                ready = [client] if getattr(client, "pending", lambda: 0)() else \
+                    select.select([client, upstream], [], [], 1.0)[0]
+                for src in ready:
+                    try:
+                        data = src.recv(1 << 16)
+                    except (ssl.SSLWantReadError, TimeoutError):
+                        continue
+                    if not data:
+                        if not self.frozen:  # a partition does not pass the end of a stream on either
+                            other[src].shutdown(socket.SHUT_WR)
+                        return
+                    if not self.frozen:  # a partition drops what it gets
+                        other[src].sendall(data)
+        except (OSError, ValueError):  # closed by stop()
             pass
-        if not self.frozen:
-            try:
-                dst.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+        finally:
+            if not self.frozen:
+                client.close()
+                upstream.close()
 
     def freeze(self) -> None:
         self.frozen = True
@@ -199,7 +215,31 @@ class LoopbackProxy:
             listener.close()
         for conn in conns:
             try:
-                conn.shutdown(socket.SHUT_RDWR)
+                socket.socket.shutdown(conn, socket.SHUT_RDWR)
             except OSError:
                 pass
             conn.close()
+
+
+def certificates(directory: Path) -> ssl.SSLContext:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate, made with
+    ``openssl`` in ``directory`` under the names Docker clients read from ``DOCKER_CERT_PATH``
+    (``ca.pem``, ``cert.pem``, ``key.pem``). Returns the server's context: TLS with a client
+    certificate from that CA required, as ``dockerd --tlsverify`` does."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *key, "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "1", "-subj", "/CN=test CA")
+    for name, subject, extension in (("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1"),
+                                     ("client", "/CN=client", "extendedKeyUsage=clientAuth")):
+        (directory / f"{name}.ext").write_text(extension + "\n")
+        openssl("req", *key, "-keyout", f"{name}-key.pem", "-out", f"{name}.csr", "-subj", subject)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+                "-out", f"{name}-cert.pem", "-days", "1", "-extfile", f"{name}.ext")
+    (directory / "client-cert.pem").rename(directory / "cert.pem")
+    (directory / "client-key.pem").rename(directory / "key.pem")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "server-cert.pem", directory / "server-key.pem")
+    context.load_verify_locations(directory / "ca.pem")
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context

@@ -14,9 +14,10 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
+import certifi
 import docker
 import pytest
-from docker_endpoints import LoopbackProxy
+from docker_endpoints import LoopbackProxy, certificates
 
 import verifiers
 from sandbox import FunctionTests, Job, Limits, SandboxUnavailable, engine
@@ -53,19 +54,26 @@ def api():
 
 
 @pytest.fixture
-def proxy(api):
-    """``tcp://127.0.0.1:PORT`` in front of the machine's daemon, taken down by the test."""
-    def mine() -> set[str]:  # this process's containers (other processes may share the daemon)
+def left_behind(api):
+    """Removes the containers this process left on the machine's daemon during the test (a pool
+    leaves its containers behind an endpoint that is down when it closes)."""
+    def mine() -> set[str]:  # other processes may share the daemon
         return {c["Id"] for c in engine.our_containers(api) if c["Labels"].get(engine.OWNER) == engine.owner()}
     before = mine()
-    endpoint = LoopbackProxy().start()
-    yield endpoint
-    endpoint.stop()
-    for cid in mine() - before:  # what the pool had to leave behind an endpoint that was down
+    yield
+    for cid in mine() - before:
         try:
             api.remove_container(cid, force=True)
         except docker.errors.NotFound:
             pass
+
+
+@pytest.fixture
+def proxy(left_behind):
+    """``tcp://127.0.0.1:PORT`` in front of the machine's daemon, taken down by the test."""
+    endpoint = LoopbackProxy().start()
+    yield endpoint
+    endpoint.stop()
 
 
 # ---- endpoints, without Docker -------------------------------------------------------------------
@@ -165,6 +173,25 @@ def test_a_container_that_dies_during_its_job_is_that_jobs_verdict(api, still_wo
         assert "lost_hosts" not in run.details and sandbox.retried == 0
         assert all(h["up"] and h["lost"] == 0 for h in sandbox.host_status())
         still_works(sandbox)
+
+
+@pytest.mark.docker
+def test_a_tls_endpoint(tmp_path, monkeypatch, left_behind):
+    endpoint = LoopbackProxy(tls=certificates(tmp_path)).start()  # requires a client certificate
+    try:
+        monkeypatch.delenv("DOCKER_TLS_VERIFY", raising=False)
+        monkeypatch.setenv("DOCKER_CERT_PATH", "")
+        with pytest.raises(SandboxUnavailable, match=f"cannot reach the Docker daemon at {endpoint.url}"):
+            Sandbox(hosts=[endpoint.url]).start()
+        monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+        monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))  # ca.pem, cert.pem, key.pem
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())  # the daemon's own CA wins over this
+        with Sandbox(workers=1, hosts=[LOCAL, endpoint.url]) as sandbox:  # TLS settings are for TCP only
+            for _ in range(2):  # the second batch finds every container idle
+                assert [r.status for r in sandbox.run_many([SLOW] * 6)] == ["passed"] * 6
+            assert all(h["executed"] >= 3 for h in sandbox.host_status()) and sandbox.replaced == 0
+    finally:
+        endpoint.stop()
 
 
 # ---- a TCP endpoint on 127.0.0.1 that goes away -------------------------------------------------
