@@ -114,6 +114,13 @@ def test_a_bad_endpoint_is_one_clear_error(spec, words, monkeypatch):
         Sandbox()
 
 
+def test_pool_settings_are_checked():
+    for bad, words in ((dict(retries=-1), "retries must be >= 0"), (dict(probe_interval=0), "probe_interval"),
+                       (dict(workers=0), "workers must be >= 1")):
+        with pytest.raises(ValueError, match=words):
+            Sandbox(hosts=[LOCAL], **bad)
+
+
 def test_no_host_can_serve(monkeypatch):
     hosts = ["unix:///nonexistent/a.sock", "unix:///nonexistent/b.sock"]
     with pytest.raises(SandboxUnavailable, match="no Docker host of the sandbox can serve: unix:///nonexistent/a.sock: "
