@@ -27,8 +27,8 @@ from sandbox import engine
 
 CHECK_TIMEOUT = 10.0   # seconds for each Docker request when a host is (re)checked
 PING_TIMEOUT = 5.0     # seconds for a daemon to answer "are you there?" after a container stopped answering
-SSH_FIX = ("ssh:// endpoints are not supported: the pool talks to each container over a raw socket, which "
-           "docker's SSH transport does not give. Forward the remote daemon's socket instead "
+SSH_FIX = ("ssh:// endpoints are not supported: the pool talks to each container over a socket, and docker's "
+           "SSH transport gives an SSH channel instead. Forward the remote daemon's socket "
            "(`ssh -NL /tmp/node1.sock:/var/run/docker.sock user@node1`) and use unix:///tmp/node1.sock")
 
 
