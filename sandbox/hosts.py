@@ -92,9 +92,13 @@ def _endpoint(entry: str, workers: int) -> tuple[str, int]:
     if entry.startswith("ssh://"):
         raise ValueError(SSH_FIX)
     parts = urlsplit(entry)
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        port = None
     if parts.scheme == "unix" and parts.path and not parts.netloc:
         url = f"unix://{parts.path}"
-    elif parts.scheme == "tcp" and parts.hostname and parts.port and parts.path in ("", "/"):
+    elif parts.scheme == "tcp" and parts.hostname and port and parts.path in ("", "/"):
         url = f"tcp://{parts.netloc}"
     else:
         raise ValueError(f"{entry!r} is not a Docker endpoint: write unix:///path/to/docker.sock or "

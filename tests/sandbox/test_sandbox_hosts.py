@@ -83,7 +83,8 @@ def test_endpoints_are_written_as_a_list_or_in_the_environment(monkeypatch):
     hosts = hostlist.parse(["unix:///var/run/docker.sock", "tcp://10.1.2.3:2376?workers=16",
                             "unix:///var/run/docker.sock"], workers=2)
     assert [(h.url, h.name, h.workers) for h in hosts] == [
-        ("unix:///var/run/docker.sock", "unix:///var/run/docker.sock", 2), ("tcp://10.1.2.3:2376", "tcp://10.1.2.3:2376", 16),
+        ("unix:///var/run/docker.sock", "unix:///var/run/docker.sock", 2),
+        ("tcp://10.1.2.3:2376", "tcp://10.1.2.3:2376", 16),  # parsed only: nothing is sent anywhere
         ("unix:///var/run/docker.sock", "unix:///var/run/docker.sock#2", 2)]
     monkeypatch.setenv(engine.HOSTS_ENV, " tcp://127.0.0.1:2375?workers=1, unix:///tmp/d2.sock ,")
     sandbox = Sandbox(workers=3)
@@ -99,6 +100,7 @@ def test_endpoints_are_written_as_a_list_or_in_the_environment(monkeypatch):
     ("ssh://me@node1", "ssh -NL /tmp/node1.sock:/var/run/docker.sock"),
     ("http://node1:2375", "not a Docker endpoint: write unix:///path/to/docker.sock or tcp://HOST:PORT"),
     ("tcp://node1", "not a Docker endpoint"),
+    ("tcp://node1:docker", "not a Docker endpoint"),
     ("unix://", "not a Docker endpoint"),
     ("tcp://node1:2375?workers=0", "workers must be a whole number >= 1"),
     ("tcp://node1:2375?cpus=2", "the only setting of an endpoint is"),
