@@ -181,14 +181,15 @@ class Sandbox:
             self._pending.clear()
         for ticket in left:
             self._resolve(ticket, sandbox_error("the Sandbox was closed"))
-        for slot, container in enumerate(self._containers):
+        def stop(slot: int) -> None:
+            container, self._containers[slot] = self._containers[slot], None
             if container is None:
-                continue
+                return
             if self._slots[slot].up:
                 container.stop()
             else:  # its daemon is gone: asking it would only wait
                 container.abandon()
-            self._containers[slot] = None
+        _each(list(range(self.workers)), stop)
         for host in self.hosts:  # containers left by an outage on a host that came back
             if host.up and host.orphans:
                 hostlist.remove_orphans(host)

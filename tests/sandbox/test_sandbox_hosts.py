@@ -203,6 +203,15 @@ def test_a_tls_endpoint(tmp_path, monkeypatch, left_behind):
         endpoint.stop()
 
 
+@pytest.mark.docker
+def test_a_tcp_endpoint_without_the_image_says_how_to_copy_it(proxy):
+    with pytest.raises(SandboxUnavailable) as error:
+        Sandbox(hosts=[proxy.url], image="reasoner-sandbox:nope").start()
+    assert str(error.value).startswith("the sandbox image reasoner-sandbox:nope is missing: build it with `reasoner "
+                                       "sandbox build --tag reasoner-sandbox:nope` on that machine, or copy it there: "
+                                       f"`docker save reasoner-sandbox:nope | docker -H {proxy.url} load`")
+
+
 # ---- a TCP endpoint on 127.0.0.1 that goes away -------------------------------------------------
 
 @pytest.mark.docker
