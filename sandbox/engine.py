@@ -83,13 +83,14 @@ def _client_class():
     import docker
 
     class Client(docker.APIClient):
-        """Verifies a TLS daemon against its own CA (``DOCKER_CERT_PATH/ca.pem``). The client is
-        a requests session, which would otherwise let ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``
-        replace that CA on every request."""
+        """Keeps the TLS verification Docker's settings ask for: against the daemon's own CA
+        (``DOCKER_CERT_PATH/ca.pem``), or none without ``DOCKER_TLS_VERIFY``. The client is a
+        requests session, which would otherwise let ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``
+        decide on every request."""
 
         def merge_environment_settings(self, url, proxies, stream, verify, cert):
             merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
-            if isinstance(self.verify, str):
+            if self.verify is not True:  # set from Docker's TLS settings
                 merged["verify"] = self.verify
             return merged
     return Client

@@ -199,6 +199,9 @@ def test_a_tls_endpoint(tmp_path, monkeypatch, left_behind):
             for _ in range(2):  # the second batch finds every container idle
                 assert [r.status for r in sandbox.run_many([SLOW] * 6)] == ["passed"] * 6
             assert all(h["executed"] >= 3 for h in sandbox.host_status()) and sandbox.replaced == 0
+        monkeypatch.delenv("DOCKER_TLS_VERIFY")  # a certificate path alone: TLS without checking the daemon's
+        with Sandbox(workers=1, hosts=[endpoint.url]) as sandbox:
+            assert sandbox.run_many([ADD])[0].status == "passed"
     finally:
         endpoint.stop()
 
