@@ -185,6 +185,7 @@ def test_a_container_that_dies_during_its_job_is_that_jobs_verdict(api, still_wo
 
 
 @pytest.mark.docker
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")  # the part without DOCKER_TLS_VERIFY, on purpose
 def test_a_tls_endpoint(tmp_path, monkeypatch, left_behind):
     endpoint = LoopbackProxy(tls=certificates(tmp_path)).start()  # requires a client certificate
     try:
