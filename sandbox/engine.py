@@ -101,14 +101,16 @@ def short(exc: BaseException) -> str:
     return text[:200]
 
 
-def require_image(api, image: str = IMAGE) -> dict:
-    """The image's inspect data, or SandboxUnavailable saying how to build it."""
+def require_image(api, image: str = IMAGE, remote: str | None = None) -> dict:
+    """The image's inspect data, or SandboxUnavailable saying how to build it (and, for a daemon
+    on another machine, ``remote``, how to copy it there)."""
     import docker
     try:
         return api.inspect_image(image)
     except docker.errors.ImageNotFound:
         command = "reasoner sandbox build" + ("" if image == IMAGE else f" --tag {image}")
-        raise SandboxUnavailable(f"the sandbox image {image} is missing: build it with `{command}`") from None
+        copy = f" on that machine, or copy it there: `docker save {image} | docker -H {remote} load`" if remote else ""
+        raise SandboxUnavailable(f"the sandbox image {image} is missing: build it with `{command}`{copy}") from None
     except docker.errors.APIError as exc:
         raise SandboxUnavailable(f"cannot inspect the sandbox image {image}: {short(exc)}") from None
 

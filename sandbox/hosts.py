@@ -119,13 +119,8 @@ def check(host: Host, image: str, timeout: float | None = None) -> None:
     removes what the pool left there (`Host.orphans`) and stale sandbox containers."""
     api = engine.connect(host.url, timeout=timeout or CHECK_TIMEOUT)
     try:
-        try:
-            engine.require_image(api, image)
-        except SandboxUnavailable as exc:
-            if not (host.url or "").startswith("tcp://"):
-                raise
-            raise SandboxUnavailable(f"{exc} on that machine, or copy it there: "
-                                     f"`docker save {image} | docker -H {host.url} load`") from None
+        remote = host.url if (host.url or "").startswith("tcp://") else None
+        engine.require_image(api, image, remote)
         remove_orphans(host, api)
         engine.remove_stale(api)
     finally:
