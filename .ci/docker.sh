@@ -2,9 +2,10 @@
 # Docker engine and sandbox image for CI. Idempotent; runs as root on a fresh Debian machine.
 #   .ci/docker.sh                                   # uses .venv/bin/python when it exists
 #   PYTHON=/path/to/venv/bin/python .ci/docker.sh   # any interpreter with reasoner installed
-# Installs docker.io and debootstrap, starts dockerd in the background and waits until it
-# answers, then builds the sandbox image (offline, from the Debian mirror apt uses) unless
-# `reasoner sandbox check` already passes. Prints how long each phase took.
+# Installs docker.io and debootstrap (util-linux and openssl too if missing), starts dockerd in
+# the background and waits until it answers, then builds the sandbox image (offline, from the
+# Debian mirror apt uses) unless `reasoner sandbox check` already passes. Prints how long each
+# phase took.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,8 @@ phase() { echo "docker.sh: $1 ($(( $(date +%s) - t0 )) s)"; }
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)   # tests of several hosts: a second daemon ...
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)         # ... and a TLS endpoint
 if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -6,6 +6,7 @@ test that shows it holds.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from typing import Any
@@ -27,49 +28,91 @@ CPUS = 1.0               # CPU quota of one container
 OPEN_FILES = 256         # RLIMIT_NOFILE of the runner (a job gets fewer, see inside/candidate.py)
 PATH = "/usr/local/bin:/usr/bin:/bin"
 
+HOSTS_ENV = "REASONER_SANDBOX_HOSTS"
+"""Comma-separated Docker endpoints of the pool when the caller names none (docs/sandbox.md)."""
+LOCAL = "unix:///var/run/docker.sock"
+"""The local daemon's socket: the endpoint when neither the caller nor DOCKER_HOST names one."""
 DAEMON_FIX = ("start the Docker engine (`sudo dockerd &`, or `sudo systemctl start docker`; install it with "
               "`sudo apt-get install docker.io`), or point DOCKER_HOST at a running one; "
               "`reasoner sandbox check` tests the setup")
 
 
-def connect(timeout: float = 30.0):
-    """A low-level Docker client, or SandboxUnavailable with the fix."""
+def connect(base_url: str | None = None, timeout: float = 30.0):
+    """A low-level Docker client for the daemon at ``base_url`` (``unix://PATH`` or ``tcp://HOST:PORT``),
+    or SandboxUnavailable with the fix. ``None`` means Docker's own environment: ``DOCKER_HOST``,
+    else the local socket. A ``tcp://`` endpoint uses TLS when ``DOCKER_TLS_VERIFY`` or
+    ``DOCKER_CERT_PATH`` is set, as the docker CLI does."""
     try:
         import docker
     except ImportError:  # pragma: no cover - a dependency of this package
         raise SandboxUnavailable("the Python package `docker` is missing: pip install docker") from None
+    where, api = endpoint(base_url), None
     try:
-        api = docker.APIClient(**_client_kwargs(timeout))
+        api = _client_class()(**_client_kwargs(base_url, timeout))
         api.ping()
     except Exception as exc:  # noqa: BLE001 - any failure to reach the daemon reads the same
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        raise SandboxUnavailable(f"cannot reach the Docker daemon at {where} ({_short(exc)}): {DAEMON_FIX}") from None
+        if api is not None:
+            api.close()
+        fix = DAEMON_FIX if base_url in (None, LOCAL) else (
+            f"start the Docker engine there, or leave it out of the sandbox's hosts ({HOSTS_ENV})")
+        raise SandboxUnavailable(f"cannot reach the Docker daemon at {where} ({short(exc)}): {fix}") from None
     return api
 
 
-def _client_kwargs(timeout: float) -> dict[str, Any]:
+def endpoint(base_url: str | None = None) -> str:
+    """The endpoint ``connect(base_url)`` reaches."""
+    return base_url or os.environ.get("DOCKER_HOST") or LOCAL
+
+
+def _client_kwargs(base_url: str | None, timeout: float) -> dict[str, Any]:
     from docker.utils import kwargs_from_env
-    kwargs = kwargs_from_env()
-    kwargs.setdefault("base_url", "unix:///var/run/docker.sock")
+    env = dict(os.environ)
+    if base_url is not None:
+        env["DOCKER_HOST"] = base_url
+    if not endpoint(base_url).startswith("tcp://"):  # TLS settings are for TCP endpoints only
+        env.pop("DOCKER_TLS_VERIFY", None)
+        env.pop("DOCKER_CERT_PATH", None)
+    kwargs = kwargs_from_env(env)
+    kwargs.setdefault("base_url", LOCAL)
     kwargs["timeout"] = timeout
     return kwargs
 
 
-def _short(exc: BaseException) -> str:
+@functools.lru_cache(maxsize=None)
+def _client_class():
+    import docker
+
+    class Client(docker.APIClient):
+        """Keeps the TLS verification Docker's settings ask for: against the daemon's own CA
+        (``DOCKER_CERT_PATH/ca.pem``), or none without ``DOCKER_TLS_VERIFY``. The client is a
+        requests session, which would otherwise let ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``
+        decide on every request."""
+
+        def merge_environment_settings(self, url, proxies, stream, verify, cert):
+            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if self.verify is not True:  # set from Docker's TLS settings
+                merged["verify"] = self.verify
+            return merged
+    return Client
+
+
+def short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
 
 
-def require_image(api, image: str = IMAGE) -> dict:
-    """The image's inspect data, or SandboxUnavailable saying how to build it."""
+def require_image(api, image: str = IMAGE, remote: str | None = None) -> dict:
+    """The image's inspect data, or SandboxUnavailable saying how to build it (and, for a daemon
+    on another machine, ``remote``, how to copy it there)."""
     import docker
     try:
         return api.inspect_image(image)
     except docker.errors.ImageNotFound:
         command = "reasoner sandbox build" + ("" if image == IMAGE else f" --tag {image}")
-        raise SandboxUnavailable(f"the sandbox image {image} is missing: build it with `{command}`") from None
+        copy = f" on that machine, or copy it there: `docker save {image} | docker -H {remote} load`" if remote else ""
+        raise SandboxUnavailable(f"the sandbox image {image} is missing: build it with `{command}`{copy}") from None
     except docker.errors.APIError as exc:
-        raise SandboxUnavailable(f"cannot inspect the sandbox image {image}: {_short(exc)}") from None
+        raise SandboxUnavailable(f"cannot inspect the sandbox image {image}: {short(exc)}") from None
 
 
 def owner() -> str:
@@ -117,6 +160,8 @@ def container_settings(image: str, job_memory_mb: int) -> dict[str, Any]:
         stdin_open=True,                           # with attach: the host channel; closes when the host goes
         tty=False,
         labels={LABEL: "runner", OWNER: owner()},
+        stop_signal="SIGKILL",                     # the runner ignores SIGTERM: a stop (or a daemon's
+                                                   # shutdown or restart) would wait 10 s for nothing
         network_disabled=True,
         host_config=host_config,
     )

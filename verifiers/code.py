@@ -100,13 +100,16 @@ class CodeVerifier(Verifier):
     name = "code"
 
     def __init__(self, extract: str = "last_block", workers: int = 2, timeout: float = 10.0, memory_mb: int = 512,
-                 image: str | None = None, sandbox=None):
+                 image: str | None = None, hosts: str | Sequence[str] | None = None, sandbox=None):
+        from sandbox import hosts as hostlist
         if extract not in EXTRACT:
             raise ValueError(f"extract must be one of {', '.join(EXTRACT)}, not {extract!r}")
         self.extract = extract
         self.limits = Limits(timeout=float(timeout), memory_mb=int(memory_mb))
         self.workers = int(workers)
         self.image = image
+        hostlist.parse(hosts, self.workers)  # a malformed endpoint is an error now, not at the first batch
+        self.hosts = hosts
         self._sandbox = sandbox
         self._owns_sandbox = sandbox is None
 
@@ -116,7 +119,7 @@ class CodeVerifier(Verifier):
         if self._sandbox is None:
             from sandbox.pool import Sandbox
             kwargs = {"image": self.image} if self.image else {}
-            self._sandbox = Sandbox(workers=self.workers, limits=self.limits, **kwargs)
+            self._sandbox = Sandbox(workers=self.workers, limits=self.limits, hosts=self.hosts, **kwargs)
         return self._sandbox
 
     def job(self, completion: str, example) -> Job | Verdict:

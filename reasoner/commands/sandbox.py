@@ -49,51 +49,77 @@ def build(method: str, mirror: str | None, base: str | None, cpp: bool, tag: str
     click.echo(f"built {info['tag']} ({info['method']}, {info['size_mb']} MB)")
 
 
+HOSTS_HELP = ("Docker endpoints, comma-separated: unix:///path/docker.sock or tcp://HOST:PORT, each optionally "
+              "with ?workers=N [default: $REASONER_SANDBOX_HOSTS, else the local daemon].")
+
+
+def _hosts(spec: str | None) -> list:
+    from sandbox import hosts as hostlist
+    try:
+        return hostlist.parse(spec, workers=1)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--hosts") from None
+
+
 @sandbox.command()
 @click.option("--tag", default=None, help="Image tag to check [default: the tag the sandbox uses].")
-def check(tag: str | None) -> None:
-    """Say whether the Docker daemon and the image are ready, and how to fix them if not.
+@click.option("--hosts", default=None, metavar="URL,...", help=HOSTS_HELP)
+def check(tag: str | None, hosts: str | None) -> None:
+    """Say whether each Docker host and its image are ready, and how to fix them if not.
 
     \b
-    Example:
+    Examples:
       reasoner sandbox check && echo ready
+      reasoner sandbox check --hosts unix:///var/run/docker.sock,tcp://10.0.0.7:2376
     """
+    from sandbox import engine
+
+    tag = tag or engine.IMAGE
+    endpoints = _hosts(hosts)
+    ready = [_check_host(host, tag, f" {host.name}" if len(endpoints) > 1 else "") for host in endpoints]
+    if not all(ready):
+        raise SystemExit(1)
+
+
+def _check_host(host, tag: str, where: str) -> bool:
+    """Daemon, image and a test job on one host, a line each; False at the first that fails."""
     from sandbox import engine, image
     from sandbox.pool import Sandbox
 
-    tag = tag or engine.IMAGE
     try:
-        api = engine.connect()
+        api = engine.connect(host.url)
     except SandboxUnavailable as exc:
-        _fail("docker daemon", str(exc))
-    click.echo(f"ok    docker daemon: server {api.version().get('Version', '?')}")
+        return _fail(f"docker daemon{where}", str(exc))
+    click.echo(f"ok    docker daemon{where}: server {api.version().get('Version', '?')}")
     try:
         info = image.describe(api, tag)
     except SandboxUnavailable as exc:
-        _fail("image", str(exc))
+        return _fail(f"image{where}", str(exc))
     finally:
         api.close()
     if not info["current"]:
-        _fail("image", f"{tag} was built from recipe {info['recipe']}, this version needs {image.RECIPE}: "
-                       "rebuild it with `reasoner sandbox build`")
-    click.echo(f"ok    image: {tag}, {info['size_mb']} MB")
-    try:
-        with Sandbox(workers=1, image=tag) as pool:
+        return _fail(f"image{where}", f"{tag} was built from recipe {info['recipe']}, this version needs "
+                                      f"{image.RECIPE}: rebuild it with `reasoner sandbox build`")
+    click.echo(f"ok    image{where}: {tag}, {info['size_mb']} MB")
+    try:  # the host's own URL; None (Docker's environment) only when no hosts are configured at all
+        with Sandbox(workers=1, image=tag, hosts=[host.url] if host.url else None) as pool:
             info = pool.runner_info()
             good = pool.run("def f(x):\n    return x + 1\n", FunctionTests("assert f(1) == 2"))
             bad = pool.run("def f(x):\n    return x\n", FunctionTests("assert f(1) == 2"))
     except SandboxUnavailable as exc:
-        _fail("runner", str(exc))
+        return _fail(f"runner{where}", str(exc))
     if not (good.passed and bad.status == "failed"):
-        _fail("test job", f"expected passed/failed, got {good.status}/{bad.status}: {good.details or bad.details}")
+        return _fail(f"test job{where}", f"expected passed/failed, got {good.status}/{bad.status}: "
+                                         f"{good.details or bad.details}")
     cpp = "with g++" if info.get("cpp") else "no g++ (C++ programs fail to compile)"
-    click.echo(f"ok    runner: Python {info.get('python')}, uid {info.get('uid')}, {cpp}; test job in "
+    click.echo(f"ok    runner{where}: Python {info.get('python')}, uid {info.get('uid')}, {cpp}; test job in "
                f"{good.seconds * 1000:.0f} ms")
+    return True
 
 
-def _fail(what: str, message: str):
+def _fail(what: str, message: str) -> bool:
     click.echo(f"FAIL  {what}: {message}")
-    raise SystemExit(1)
+    return False
 
 
 @sandbox.command()
@@ -162,18 +188,30 @@ def _read_cases(path: Path) -> tuple[Case, ...]:
 
 @sandbox.command()
 @click.option("--all", "everything", is_flag=True, help="Remove every sandbox container, running ones too.")
-def clean(everything: bool) -> None:
+@click.option("--hosts", default=None, metavar="URL,...", help=HOSTS_HELP)
+def clean(everything: bool, hosts: str | None) -> None:
     """Remove sandbox containers left behind by processes that ended without closing their pool.
 
     \b
-    Example:
+    Examples:
       reasoner sandbox clean
+      reasoner sandbox clean --all --hosts tcp://10.0.0.7:2376
     """
     from sandbox import engine
 
-    try:
-        api = engine.connect()
-    except SandboxUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    removed = engine.remove_stale(api, everything=everything)
-    click.echo(f"removed {len(removed)} container(s)" + (f": {' '.join(removed)}" if removed else ""))
+    endpoints = _hosts(hosts)
+    unreachable = []
+    for host in endpoints:
+        try:
+            api = engine.connect(host.url)
+        except SandboxUnavailable as exc:
+            unreachable.append(str(exc))
+            continue
+        try:
+            removed = engine.remove_stale(api, everything=everything)
+        finally:
+            api.close()
+        where = f"{host.name}: " if len(endpoints) > 1 else ""
+        click.echo(f"{where}removed {len(removed)} container(s)" + (f": {' '.join(removed)}" if removed else ""))
+    if unreachable:
+        raise click.ClickException("; ".join(unreachable))

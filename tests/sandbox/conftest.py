@@ -48,6 +48,28 @@ def _docker_gate(request):
         require_docker()
 
 
+@pytest.fixture(scope="module")
+def second_daemon():
+    """A second Docker daemon with the sandbox image (``docker_endpoints.SecondDaemon``), and a
+    TCP endpoint on 127.0.0.1 in front of its socket: ``(daemon, proxy)``."""
+    from docker_endpoints import LoopbackProxy, SecondDaemon
+    require_docker()
+    problem = SecondDaemon.problem()
+    if problem:
+        if os.environ.get("REASONER_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"REASONER_REQUIRE_DOCKER=1 but {problem}", pytrace=False)
+        pytest.skip(problem)
+    daemon = SecondDaemon()
+    try:
+        daemon.start()
+        daemon.load()
+        proxy = LoopbackProxy(daemon.unix).start()
+        yield daemon, proxy
+        proxy.stop()
+    finally:
+        daemon.remove()
+
+
 @pytest.fixture(scope="session")
 def pool():
     """Two warm containers for ordinary jobs."""

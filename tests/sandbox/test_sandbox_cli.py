@@ -81,3 +81,28 @@ def test_check_and_clean():
     result = invoke("check", "--tag", "reasoner-sandbox:nope")
     assert result.exit_code == 1 and "reasoner sandbox build --tag reasoner-sandbox:nope" in result.output
     assert invoke("clean").output.startswith("removed ")
+
+
+@pytest.mark.docker
+def test_check_and_clean_every_host():
+    from sandbox import engine
+    local, dead = engine.endpoint(), "unix:///nonexistent/docker.sock"
+    result = invoke("check", "--hosts", f"{local},{local}")
+    assert result.exit_code == 0, result.output
+    assert [line.split(": ")[0] for line in result.output.splitlines()] == [
+        f"ok    {what} {name}" for name in (local, f"{local}#2") for what in ("docker daemon", "image", "runner")]
+    result = invoke("check", "--hosts", f"{dead},{local}")  # every host is checked, then exit 1
+    assert result.exit_code == 1
+    assert result.output.startswith(f"FAIL  docker daemon {dead}: cannot reach the Docker daemon at {dead}")
+    assert result.output.count("\nok    ") == 3
+    result = invoke("clean", "--hosts", f"{local},{local}")
+    assert [line.split(": removed ")[0] for line in result.output.splitlines()] == [local, f"{local}#2"]
+    result = invoke("clean", "--hosts", f"{local},{dead}")
+    assert result.exit_code == 1 and result.output.startswith(f"{local}: removed ")
+    assert f"Error: cannot reach the Docker daemon at {dead}" in result.output
+
+
+def test_hosts_usage_error():
+    for command in ("check", "clean"):
+        result = invoke(command, "--hosts", "ssh://me@node1")
+        assert result.exit_code == 2 and "ssh -NL" in result.output

@@ -54,7 +54,7 @@ def test_hardening_as_docker_reports_it(single, api):
     assert host["Memory"] == host["MemorySwap"] == engine.memory_limit_mb(single.limits.memory_mb) << 20
     assert (host["PidsLimit"], host["NanoCpus"], host["LogConfig"]["Type"]) == (engine.PIDS, 10 ** 9, "none")
     assert info["Config"]["User"] == engine.USER and not host["Binds"] and not info["Mounts"]
-    assert info["Config"]["Hostname"] == "sandbox"
+    assert info["Config"]["Hostname"] == "sandbox" and info["Config"]["StopSignal"] == "SIGKILL"
     assert {e.split("=")[0] for e in info["Config"]["Env"]} <= {"PATH", "HOME", "TMPDIR", "LANG",
                                                                 "PYTHONDONTWRITEBYTECODE"}
     assert (info["Config"]["OpenStdin"], info["Config"]["StdinOnce"], host["AutoRemove"]) == (True, True, False)
