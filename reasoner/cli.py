@@ -11,6 +11,7 @@ import click
 # command name -> "module:attribute" of a click command or group
 COMMANDS = {
     "train": "reasoner.commands.train:train",
+    "eval": "reasoner.commands.eval:eval_command",
     "verifiers": "reasoner.commands.listing:verifiers",
     "tasks": "reasoner.commands.listing:tasks",
     "models": "reasoner.commands.listing:models",
@@ -39,6 +40,7 @@ def main(verbose: int) -> None:
     Start here:
       reasoner train                      # GRPO on SmolLM2-135M, arithmetic task, CPU
       reasoner train --help               # every setting, with its default
+      reasoner eval MODEL --task gsm8k    # benchmark scores (pass@k, maj@k)
       reasoner verifiers list             # installed reward plugins
       reasoner tasks list                 # installed task loaders
     """
