@@ -44,6 +44,6 @@ def load(arg: str | None = None, split: str = "train", strict: bool = False) -> 
     """GSM8K: gsm8k (data directory or Hugging Face), gsm8k:PATH or gsm8k:hf[:ID]; split train or test."""
     if split not in SPLITS:
         raise TaskError(f"gsm8k: split must be train or test (got {split!r})")
-    one_file = bool(arg) and not arg.startswith("hf") and Path(arg).expanduser().is_file()
+    one_file = bool(arg) and arg != "hf" and not arg.startswith("hf:") and Path(arg).expanduser().is_file()
     rows, where = sources.rows("gsm8k", arg, SPLITS[split], strict)
     return from_rows("gsm8k", rows, where, _convert, strict, split=None if one_file else split)
