@@ -51,6 +51,25 @@ def math_verify_agreement(records: list[dict]) -> tuple[float, int] | None:
     return same / total, total - same
 
 
+def lenient_accuracy(records: list[dict]) -> float:
+    """pass@1 of the same completions when a reply's last number also counts as its answer.
+
+    That is the fallback of lm-eval's GSM8K "flexible-extract"; ``reasoner eval`` does not use it
+    (a reply must state its answer), so the difference shows what the stricter reading costs.
+    """
+    from types import SimpleNamespace
+
+    from verifiers.math_answer import MathVerifier
+
+    lenient = MathVerifier(strategies=("boxed", "hash", "answer_is", "last_number"))
+    right = []
+    for r in records:
+        example = SimpleNamespace(id=r["id"], reference=r["reference"], meta={})
+        right.append(sum(lenient.verify(c["text"], example).ok for c in r["completions"]) / r["samples"])
+    lenient.close()
+    return sum(right) / len(right)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", choices=[*RUNS, "all"], default="all")
@@ -60,7 +79,15 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--sampler", default="vllm")
     parser.add_argument("--output", default="bench/out/eval", help="where each run's summary and completions go")
+    parser.add_argument("--rescore", metavar="DIR", help="only re-score the completions saved in DIR/gsm8k.jsonl")
     args = parser.parse_args()
+    if args.rescore:
+        records = [json.loads(line) for line in (Path(args.rescore) / "gsm8k.jsonl").read_text().splitlines()]
+        agreement = math_verify_agreement(records)
+        agree = "n/a" if agreement is None else f"{100 * agreement[0]:.2f}% ({agreement[1]} differ)"
+        print(f"{args.rescore}: last-number fallback pass@1 {100 * lenient_accuracy(records):.2f}%; "
+              f"math-verify agreement {agree}")
+        return
 
     from reasoner.eval_config import EvalConfig
     from reasoner.evaluate import run
@@ -79,13 +106,14 @@ def main() -> None:
         m = summary["tasks"]["gsm8k"]
         records = [json.loads(line) for line in (Path(cfg.output) / "gsm8k.jsonl").read_text().splitlines()]
         agreement = math_verify_agreement(records)
+        lenient = lenient_accuracy(records)
         rows.append({
             "run": name, "problems": m["problems"], "k": m["samples"], "T": cfg.temperature,
             "wall_s": wall, "generate_s": m["seconds"]["generate"], "score_s": m["seconds"]["score"],
             "problems_per_s": m["problems"] / wall, "problems_per_s_gen_score": m["problems_per_s"],
             "tokens_per_s": m["tokens_per_s"], "tokens_mean": m["tokens_mean"], "truncated": m["truncated"],
             "pass@1": m["pass@k"][1], "stderr": m["pass@1_stderr"], "pass@k": m["pass@k"][m["samples"]],
-            "maj@k": m["maj@k"][m["samples"]], "answered": m["answered"], "agreement": agreement,
+            "maj@k": m["maj@k"][m["samples"]], "answered": m["answered"], "agreement": agreement, "lenient": lenient,
             "load": (load_before, os.getloadavg()[0]),
         })
 
@@ -96,12 +124,13 @@ def main() -> None:
         print(f"| {r['run']} | {r['problems']} | {r['k']} | {r['T']:g} | {r['wall_s']:.0f} | {r['problems_per_s']:.3f} | "
               f"{r['problems_per_s_gen_score']:.3f} | {r['tokens_per_s']:.0f} | {r['tokens_mean']:.0f} | "
               f"{100 * r['truncated']:.0f}% | {r['load'][0]:.1f} / {r['load'][1]:.1f} |")
-    print("\n| run | pass@1 | ± stderr | pass@k | maj@k | answered | agreement with math-verify |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print("\n| run | pass@1 | ± stderr | pass@k | maj@k | answered | pass@1, last-number fallback | "
+          "agreement with math-verify |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         agree = "n/a" if r["agreement"] is None else f"{100 * r['agreement'][0]:.2f}% ({r['agreement'][1]} differ)"
         print(f"| {r['run']} | {100 * r['pass@1']:.2f}% | {100 * r['stderr']:.2f} | {100 * r['pass@k']:.2f}% | "
-              f"{100 * r['maj@k']:.2f}% | {100 * r['answered']:.1f}% | {agree} |")
+              f"{100 * r['maj@k']:.2f}% | {100 * r['answered']:.1f}% | {100 * r['lenient']:.2f}% | {agree} |")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ class EvalConfig:
     """Settings of ``reasoner eval``."""
 
     model: str = "smollm2-135m"
-    """Model to evaluate: a local Hugging Face directory (e.g. a run's checkpoints/step-N), a .gguf file, a Hub id or an alias."""
+    """Model to evaluate: a Hugging Face directory (e.g. a run's checkpoints/step-N), a .gguf file, a Hub id or an alias."""
     tasks: tuple[str, ...] = ()
     """Benchmarks as task specs: gsm8k, math500, aime24, amc23, humaneval, jsonl:PATH, or NAME:PATH."""
     samples: int = 1
@@ -27,13 +27,13 @@ class EvalConfig:
     max_tokens: int = 1024
     """Maximum new tokens per completion; a completion cut here is scored as it stands."""
     k: str | None = None
-    """Comma-separated k values shown in the table, e.g. 1,8,64 (default 1, 2, 4, ... up to --samples); summary.json has every k."""
+    """k values of the table, comma-separated, e.g. 1,8,64 (default 1, 2, 4, ..., --samples); summary.json has every k."""
     limit: int = 0
     """Evaluate only the first N problems of each task (0: all)."""
     output: str | None = None
     """Directory for summary.json and one <task>.jsonl per task (per problem: prompt, completions, answers, verdicts)."""
     prompt_template: str | None = None
-    """Replace every task's prompt with this text, {question} standing for the problem (e.g. '{question} Answer with a number.')."""
+    """Replace every task's prompt with this text, {question} standing for the problem: '{question} Answer with a number.'"""
     system_prompt: str | None = None
     """System message for chat models; empty keeps the chat template's own default."""
     data_dir: str | None = None

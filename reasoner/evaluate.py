@@ -27,12 +27,12 @@ import click
 import tasks
 import verifiers
 from reasoner import scoring
-from tasks import sources
 from reasoner.config import ConfigError
 from reasoner.eval_config import EvalConfig
 from reasoner.prompts import encode_prompts
 from reasoner.rewards import TASK, Rewarder
 from reasoner.rollout import Sampler, SamplingParams
+from tasks import sources
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def run(cfg: EvalConfig, show_progress: bool = True) -> dict:
     results: dict[str, dict] = {}
     bar = tqdm(total=sum(len(ex) for _, ex in loaded), unit="problem", disable=not show_progress, dynamic_ncols=True)
     try:
-        for (label, examples), ids in zip(loaded, prompt_ids):
+        for (label, examples), ids in zip(loaded, prompt_ids, strict=True):
             bar.set_description(label)
             results[label] = _run_task(sampler, judge, examples, ids, cfg, params, bar)
     finally:
@@ -243,7 +243,7 @@ def table(summary: dict, ks: Sequence[int]) -> str:
 
 def _grid(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
                      for r in rows)
 
 
@@ -276,8 +276,8 @@ def compare(run_a: str | Path, run_b: str | Path, resamples: int = 10_000, seed:
         stats = scoring.paired_bootstrap([a[label][i] for i in ids], [b[label][i] for i in ids], resamples, seed)
         rows.append({"task": label, "only_a": len(a[label]) - len(ids), "only_b": len(b[label]) - len(ids), **stats})
     if not rows:
-        raise ConfigError(f"{run_a} and {run_b} share no task with common problem ids "
-                          f"(tasks: {', '.join(a) or 'none'} vs {', '.join(b) or 'none'}); compare runs of the same benchmark")
+        raise ConfigError(f"{run_a} and {run_b} share no task with common problem ids (tasks: {', '.join(a) or 'none'} "
+                          f"vs {', '.join(b) or 'none'}); compare runs of the same benchmark")
     return rows
 
 

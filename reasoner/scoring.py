@@ -110,10 +110,10 @@ def score(examples: Sequence, completions: Sequence[Sequence[str]], judge,
     if len(completions) != len(examples):
         raise ValueError(f"{len(completions)} groups of completions for {len(examples)} examples")
     texts = [t for group in completions for t in group]
-    flat = [ex for ex, group in zip(examples, completions) for _ in group]
+    flat = [ex for ex, group in zip(examples, completions, strict=True) for _ in group]
     verdicts = judge.score(texts, flat).verdicts[TASK] if texts else []
     records, pos = [], 0
-    for i, (ex, group) in enumerate(zip(examples, completions)):
+    for i, (ex, group) in enumerate(zip(examples, completions, strict=True)):
         samples = []
         for j, text in enumerate(group):
             v = verdicts[pos]

