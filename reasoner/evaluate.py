@@ -187,7 +187,7 @@ def _run_task(sampler, judge: Rewarder, examples: list, prompt_ids: list, cfg: E
         t_gen, t_score = t_gen + t1 - t0, t_score + t2 - t1
         tokens += sum(len(c.token_ids) for g in groups for c in g)
         bar.update(len(chunk))
-    _refuse_unjudged(records)
+    check_judged(records)
     metrics = scoring.metrics(records)
     samples = [s for r in records for s in r["completions"]]
     metrics.update({
@@ -200,7 +200,7 @@ def _run_task(sampler, judge: Rewarder, examples: list, prompt_ids: list, cfg: E
     return {"metrics": metrics, "records": records}
 
 
-def _refuse_unjudged(records: list[dict]) -> None:
+def check_judged(records: list[dict]) -> None:
     """A sample the sandbox could not judge is not a wrong answer: stop instead of reporting a low score."""
     failed = [s for r in records for s in r["completions"] if s["details"].get("sandbox_error")]
     if failed:

