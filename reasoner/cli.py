@@ -16,6 +16,7 @@ pin_openmp_threads()  # before any command imports torch
 COMMANDS = {
     "train": "reasoner.commands.train:train",
     "verify": "reasoner.commands.verify:verify",
+    "eval": "reasoner.commands.eval:eval_command",
     "verifiers": "reasoner.commands.listing:verifiers",
     "tasks": "reasoner.commands.listing:tasks",
     "models": "reasoner.commands.listing:models",
@@ -44,6 +45,7 @@ def main(verbose: int) -> None:
     Start here:
       reasoner train                      # GRPO on SmolLM2-135M, arithmetic task, CPU
       reasoner train --help               # every setting, with its default
+      reasoner eval MODEL --task gsm8k    # benchmark scores (pass@k, maj@k)
       reasoner verifiers list             # installed reward plugins
       reasoner verify math -r '\\frac12' -a 0.5   # check one answer against a reference
       reasoner tasks list                 # installed task loaders

@@ -4,7 +4,11 @@ A *task spec* is a string a user types: ``NAME`` or ``NAME:ARG`` with ``ARG`` ei
 or ``key=value,key=value`` options, e.g. ``arithmetic``, ``arithmetic:digits=2,ops=+-``,
 ``gsm8k:../shared/data/gsm8k_test.jsonl``. Task loaders are plugins found through the
 entry-point group ``reasoner.tasks`` (the built-ins register there too); a loader is a
-callable ``load(arg: str | None, split: str) -> Task``.
+callable ``load(arg: str | None, split: str) -> Task``, optionally with a keyword ``strict``
+(a malformed row is an error naming its line instead of a skipped row with a warning).
+
+Benchmarks (``gsm8k``, ``math500``, ``aime24``, ``amc23``, ``humaneval``) find their data
+without an ARG: see ``tasks.sources``.
 
 This package knows nothing about training or about how a verifier decides.
 """
@@ -12,6 +16,7 @@ This package knows nothing about training or about how a verifier decides.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Iterator, Sequence
@@ -96,15 +101,22 @@ def parse_options(arg: str | None) -> dict[str, str]:
     return out
 
 
-def load(spec: str, split: str = "train") -> Task:
-    """Load a task from its spec string (see the module docstring)."""
+def load(spec: str, split: str = "train", strict: bool = False) -> Task:
+    """Load a task from its spec string (see the module docstring).
+
+    ``strict`` makes a malformed row an error (evaluation wants every row scored); it reaches
+    the loaders that accept it."""
     name, arg = parse_spec(spec)
     loaders = _loaders()
     if name not in loaders:
         known = ", ".join(sorted(loaders)) or "none installed"
         raise TaskError(f"unknown task {name!r} (known: {known}); is the package installed with `pip install -e .`?")
     loader = loaders[name].load()  # type: ignore[attr-defined]
-    return loader(arg, split=split)
+    try:
+        takes_strict = "strict" in inspect.signature(loader).parameters
+    except (TypeError, ValueError):
+        takes_strict = False
+    return loader(arg, split=split, strict=strict) if takes_strict else loader(arg, split=split)
 
 
 __all__ = ["Example", "Task", "TaskError", "available", "load", "parse_spec", "parse_options"]

@@ -11,10 +11,11 @@ error instead. A file with no usable row is always an error.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from tasks import Example, Task, TaskError
 
@@ -24,12 +25,12 @@ REFERENCE_KEYS = ("reference", "answer", "solution")
 
 
 def read_rows(path: str | Path, strict: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each JSON object line; bad lines are skipped or raised."""
+    """Yield ``(line_number, object)`` for each JSON object line (``.gz`` files too); bad lines are skipped or raised."""
     path = Path(path)
     if not path.is_file():
         raise TaskError(f"data file not found: {path}")
     bad: list[int] = []
-    with path.open("rb") as f:
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
         for lineno, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
@@ -47,22 +48,29 @@ def read_rows(path: str | Path, strict: bool = False) -> Iterator[tuple[int, dic
         log.warning("%s: skipped %d malformed row(s), first at line %d", path, len(bad), bad[0])
 
 
-def build(path: str | Path, name: str, convert: Callable[[int, dict], Example], strict: bool = False) -> Task:
-    """Turn rows into examples with ``convert``; a row it rejects with TaskError is skipped or raised."""
+def from_rows(name: str, rows: Iterable[tuple[int, dict]], where: str, convert: Callable[[int, dict], Example],
+              strict: bool = False, split: str | None = None) -> Task:
+    """Turn ``(line, row)`` pairs into examples with ``convert``; a row it rejects with TaskError is
+    skipped with one warning, or with ``strict`` an error naming ``where:line``."""
     examples, skipped = [], []
-    for lineno, row in read_rows(path, strict=strict):
+    for lineno, row in rows:
         try:
             examples.append(convert(lineno, row))
         except TaskError as exc:
             if strict:
-                raise TaskError(f"{path}:{lineno}: {exc}") from None
+                raise TaskError(f"{where}:{lineno}: {exc}") from None
             skipped.append((lineno, str(exc)))
     if skipped:
         log.warning("%s: skipped %d row(s) without the needed fields, first at line %d (%s)",
-                    path, len(skipped), skipped[0][0], skipped[0][1])
+                    where, len(skipped), skipped[0][0], skipped[0][1])
     if not examples:
-        raise TaskError(f"{path}: no usable rows")
-    return Task(name, examples)
+        raise TaskError(f"{where}: no usable rows")
+    return Task(name, examples, description=where, split=split)
+
+
+def build(path: str | Path, name: str, convert: Callable[[int, dict], Example], strict: bool = False) -> Task:
+    """Examples from a JSONL file (see `from_rows`)."""
+    return from_rows(name, read_rows(path, strict=strict), str(path), convert, strict)
 
 
 def _first(row: dict, keys: tuple[str, ...]) -> tuple[str | None, Any]:
@@ -84,9 +92,9 @@ def convert_row(lineno: int, row: dict, default_verifier: str = "math") -> Examp
                    verifier=str(row.get("verifier", default_verifier)), meta=meta)
 
 
-def load(arg: str | None = None, split: str = "train") -> Task:
+def load(arg: str | None = None, split: str = "train", strict: bool = False) -> Task:
     """Problems from your own JSONL file: jsonl:PATH (fields prompt/question, answer/reference, verifier)."""
     if not arg:
         raise TaskError("jsonl needs a path: jsonl:/path/to/problems.jsonl")
     path = Path(arg).expanduser()
-    return build(path, f"jsonl[{path.name}]", convert_row)
+    return build(path, f"jsonl[{path.name}]", convert_row, strict=strict)

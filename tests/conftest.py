@@ -1,9 +1,15 @@
-"""Shared fixtures: a tiny random Llama with a character-level tokenizer, built offline."""
+"""Shared fixtures: a tiny random Llama with a character-level tokenizer, built offline; the Docker gate.
+
+Tests marked ``docker`` are skipped when the daemon or the sandbox image is not there, and
+*fail* instead when ``REASONER_REQUIRE_DOCKER=1`` (CI sets it, after ``.ci/docker.sh``).
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -69,6 +75,37 @@ def digit_task(tmp_path) -> str:
     rows = [{"id": f"q{i}", "prompt": f"say a number {i}", "reference": "any digit", "verifier": "format",
              "format": "regex", "format_pattern": r"[0-9].*"} for i in range(64)]
     return "jsonl:" + str(write_jsonl(tmp_path / "digits.jsonl", rows))
+
+
+@functools.lru_cache(maxsize=None)
+def docker_problem() -> str | None:
+    """Why the sandbox cannot run here (with the fix), or None when it can."""
+    from sandbox import SandboxUnavailable, engine, image
+    try:
+        api = engine.connect(timeout=10)
+        try:
+            info = image.describe(api)
+        finally:
+            api.close()
+    except SandboxUnavailable as exc:
+        return str(exc)
+    if not info["current"]:
+        return f"{info['tag']} is from an older recipe: rebuild it with `reasoner sandbox build`"
+    return None
+
+
+def require_docker() -> None:
+    problem = docker_problem()
+    if problem:
+        if os.environ.get("REASONER_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"REASONER_REQUIRE_DOCKER=1 but {problem}", pytrace=False)
+        pytest.skip(problem)
+
+
+@pytest.fixture(autouse=True)
+def _docker_gate(request):
+    if request.node.get_closest_marker("docker"):
+        require_docker()
 
 
 @pytest.fixture(autouse=True)

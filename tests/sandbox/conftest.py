@@ -1,51 +1,20 @@
 """Fixtures of the sandbox tests: real Docker, real image, warm pools shared by the session.
 
-Tests marked ``docker`` are skipped when the daemon or the image is not there, and *fail*
-instead when ``REASONER_REQUIRE_DOCKER=1`` (CI sets it, after ``.ci/docker.sh``).
+The ``docker`` marker's gate (skip, or fail under ``REASONER_REQUIRE_DOCKER=1``) lives in
+``tests/conftest.py``; ``docker_problem`` and ``require_docker`` are importable from here too.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 
 import pytest
 
-from sandbox import FunctionTests, Limits, SandboxUnavailable
+from sandbox import FunctionTests, Limits
+from tests.conftest import docker_problem, require_docker  # noqa: F401 - re-exported for sandbox tests
 
 ORDINARY = ("def add(a, b):\n    return a + b\n", FunctionTests("assert add(2, 3) == 5\nassert add('a', 'b') == 'ab'"))
 WRONG = ("def add(a, b):\n    return a - b\n", FunctionTests("assert add(2, 3) == 5"))
-
-
-@functools.lru_cache(maxsize=None)
-def docker_problem() -> str | None:
-    """Why the sandbox cannot run here (with the fix), or None when it can."""
-    from sandbox import engine, image
-    try:
-        api = engine.connect(timeout=10)
-        try:
-            info = image.describe(api)
-        finally:
-            api.close()
-    except SandboxUnavailable as exc:
-        return str(exc)
-    if not info["current"]:
-        return f"{info['tag']} is from an older recipe: rebuild it with `reasoner sandbox build`"
-    return None
-
-
-def require_docker() -> None:
-    problem = docker_problem()
-    if problem:
-        if os.environ.get("REASONER_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"REASONER_REQUIRE_DOCKER=1 but {problem}", pytrace=False)
-        pytest.skip(problem)
-
-
-@pytest.fixture(autouse=True)
-def _docker_gate(request):
-    if request.node.get_closest_marker("docker"):
-        require_docker()
 
 
 @pytest.fixture(scope="module")
