@@ -15,8 +15,8 @@ import torch
 from reasoner.advantages import grpo_advantages
 from reasoner.batch import score
 from reasoner.learner import (Stats, StepBatch, approx_kl, build_micro_batches, effective_minibatches, global_std,
-                              minibatch_plan, mismatch, no_grad_logprobs, optimizer_step, record_surrogate,
-                              summarize)
+                              minibatch_normalisers, minibatch_plan, mismatch, no_grad_logprobs, optimizer_step,
+                              record_surrogate, summarize)
 from reasoner.loss import aggregate, kl_estimate, policy_loss
 
 
@@ -50,9 +50,7 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
     grad_norms, stopped = [], False
     for iteration in range(cfg.num_iterations):
         for mbs in minibatches:
-            # the normalisers of the whole minibatch, over every process; DDP averages gradients, so x world
-            n_seq = int(dist.sum(sum(len(mb.index) for mb in mbs)))
-            n_tok = int(dist.sum(sum(mb.loss_mask.sum().item() for mb in mbs))) or 1
+            n_seq, n_tok = minibatch_normalisers(mbs, dist)
             kl_now = 0.0
             for j, mb in enumerate(mbs):
                 first = iteration == 0

@@ -115,6 +115,14 @@ def global_std(values: torch.Tensor, dist) -> float:
     return max((squares - n * mean * mean) / max(n - 1, 1), 0.0) ** 0.5
 
 
+def minibatch_normalisers(mbs: Sequence[MicroBatch], dist) -> tuple[int, int]:
+    """Sequences and loss tokens of a whole minibatch over every process: the loss normalisers, so
+    that micro-batching and sharding leave the loss (and, with DDP's averaging x world, the gradient) unchanged."""
+    n_seq = int(dist.sum(sum(len(mb.index) for mb in mbs)))
+    n_tok = int(dist.sum(sum(mb.loss_mask.sum().item() for mb in mbs))) or 1
+    return n_seq, n_tok
+
+
 def effective_minibatches(requested: int, n_sequences: int, dist) -> int:
     """Minibatches every process can fill (each must run the same number of synchronised steps)."""
     return int(dist.min(min(requested, max(n_sequences, 1))))

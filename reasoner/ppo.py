@@ -25,8 +25,8 @@ from torch import nn
 from reasoner.advantages import gae, whiten
 from reasoner.batch import MicroBatch, completion_logits
 from reasoner.learner import (Stats, StepBatch, approx_kl, build_micro_batches, effective_minibatches,
-                              minibatch_plan, mismatch, no_grad_logprobs, optimizer_step, record_surrogate,
-                              summarize)
+                              minibatch_normalisers, minibatch_plan, mismatch, no_grad_logprobs, optimizer_step,
+                              record_surrogate, summarize)
 from reasoner.loss import aggregate, kl_estimate, policy_loss, token_entropy, token_logprobs, value_loss
 
 
@@ -138,8 +138,7 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
     grad_norms, stopped = [], False
     for _ in range(cfg.num_iterations):
         for mbs in minibatches:
-            n_seq = int(dist.sum(sum(len(mb.index) for mb in mbs)))
-            n_tok = int(dist.sum(sum(mb.loss_mask.sum().item() for mb in mbs))) or 1
+            n_seq, n_tok = minibatch_normalisers(mbs, dist)
             kl_now = 0.0
             for j, mb in enumerate(mbs):
                 logits, values = _forward(run, mb)
