@@ -227,11 +227,15 @@ def test_an_endpoint_that_goes_away_mid_run_loses_no_job_and_comes_back(proxy, a
         runs = [f.result(timeout=60) for f in futures]
         assert [r.status for r in runs] == ["passed"] * 16
         gone = status(sandbox, proxy.url)
-        assert not gone["up"] and "the daemon does not answer" in gone["reason"]
+        # out of rotation for whichever noticed first: a job that lost its container, or a slot
+        # that could not start a fresh one there
+        assert not gone["up"] and ("the daemon does not answer" in gone["reason"]
+                                   or "cannot reach the Docker daemon at " + proxy.url in gone["reason"]), gone
         assert 1 <= gone["lost"] == sandbox.retried == len(retried(runs)), gone
         assert all(r.details["lost_hosts"][0].startswith(f"{proxy.url}: ") for r in retried(runs))
-        orphans = list(sandbox.hosts[1].orphans)  # its containers, left when it went away
-        assert orphans
+        # its containers that were cut off mid-job are left there; which slots were mid-job when
+        # it went away is down to timing, so there may be none
+        orphans = list(next(h for h in sandbox.hosts if h.url == proxy.url).orphans)
         time.sleep(1.0)
         assert not status(sandbox, proxy.url)["up"]  # probed, still down
 
