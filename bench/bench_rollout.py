@@ -1,12 +1,14 @@
-"""Rollout throughput and GRPO step time: vLLM sampler vs transformers generate, side by side.
+"""Rollout throughput and GRPO step time: vLLM (in process and as a server) vs transformers
+generate, side by side.
 
     .venv/bin/python bench/bench_rollout.py            # 16 prompts x G=8, 128 new tokens, SmolLM2-135M
     .venv/bin/python bench/bench_rollout.py --steps 4  # more GRPO steps per sampler
+    .venv/bin/python bench/bench_rollout.py --samplers hf,vllm
 
-Part 1 samples the same prompts with both samplers (temperature 1, stop at end-of-sequence),
+Part 1 samples the same prompts with each sampler (temperature 1, stop at end-of-sequence),
 twice each, and reports generated tokens/s of the warm call. Part 2 times the weight sync
-into vLLM. Part 3 runs short GRPO trainings with each sampler (the default run's settings) and
-reports the mean seconds per step and its split, leaving out the first step (warm-up).
+into each vLLM sampler. Part 3 runs short GRPO trainings with each sampler (the default run's
+settings) and reports the mean seconds per step and its split, leaving out the first step (warm-up).
 """
 
 from __future__ import annotations
@@ -62,13 +64,16 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--steps", type=int, default=3, help="GRPO steps per sampler in part 3 (0 skips it)")
+    ap.add_argument("--samplers", default="hf,vllm,vllm-server", help="comma-separated, hf first (the baseline)")
     args = ap.parse_args()
+    names = args.samplers.split(",")
 
     import tasks
     from reasoner import models
     from reasoner.prompts import encode_prompts
     from reasoner.rollout import HFSampler
     from reasoner.vllm_sampler import VLLMSampler
+    from reasoner.vllm_server import VLLMServerSampler
 
     path = models.resolve("smollm2-135m")
     tokenizer = models.load_tokenizer(path)
@@ -79,11 +84,23 @@ def main() -> None:
     print(f"workload: {len(prompts)} prompts x G={args.group}, up to {args.max_new_tokens} new tokens, T=1.0\n")
 
     policy = models.load_model(path).eval()
-    results = {"hf": sample_throughput(HFSampler(policy, tokenizer), prompts, args.group, args.max_new_tokens)}
-    start = time.perf_counter()
-    vllm = VLLMSampler(path, tokenizer, max_model_len=512)
-    vllm_start = time.perf_counter() - start
-    results["vllm"] = sample_throughput(vllm, prompts, args.group, args.max_new_tokens)
+    results, starts, syncs = {}, {}, {}
+    for name in names:
+        start = time.perf_counter()
+        if name == "hf":
+            sampler = HFSampler(policy, tokenizer)
+        elif name == "vllm":
+            sampler = VLLMSampler(path, tokenizer, max_model_len=512)
+        else:
+            sampler = VLLMServerSampler(path, tokenizer, max_model_len=512)
+        starts[name] = time.perf_counter() - start
+        results[name] = sample_throughput(sampler, prompts, args.group, args.max_new_tokens)
+        if name != "hf":
+            syncs[name] = []
+            for _ in range(3):
+                sampler.load_weights(policy.named_parameters())
+                syncs[name].append(sampler.sync_seconds)
+        sampler.close()
 
     print("| sampler | call | seconds | generated tokens | tokens/s |")
     print("|---|---|---:|---:|---:|")
@@ -91,16 +108,12 @@ def main() -> None:
         for attempt, seconds, tokens in rows:
             print(f"| {name} | {attempt} | {seconds:.1f} | {tokens} | {tokens / seconds:.0f} |")
     warm = {name: rows[-1][2] / rows[-1][1] for name, rows in results.items()}
-    print(f"\nvLLM / transformers (warm): {warm['vllm'] / warm['hf']:.2f}x; vLLM engine start {vllm_start:.1f} s")
-
-    syncs = []
-    for _ in range(3):
-        vllm.load_weights(policy.named_parameters())
-        syncs.append(vllm.sync_seconds)
+    for name in names[1:]:
+        print(f"\n{name} / {names[0]} (warm): {warm[name] / warm[names[0]]:.2f}x; start {starts[name]:.1f} s")
     n_params = sum(p.numel() for p in policy.parameters())
-    print(f"weight sync into vLLM ({n_params / 1e6:.1f} M parameters, fp32, in process): "
-          f"{fmean(syncs):.2f} s mean of 3 ({min(syncs):.2f}-{max(syncs):.2f})")
-    vllm.close()
+    for name, times in syncs.items():
+        print(f"weight sync into {name} ({n_params / 1e6:.1f} M parameters, fp32): "
+              f"{fmean(times):.2f} s mean of 3 ({min(times):.2f}-{max(times):.2f})")
     del policy
 
     if args.steps:
@@ -108,7 +121,7 @@ def main() -> None:
         print("| sampler | generate | verify | learn | weight sync | step |")
         print("|---|---:|---:|---:|---:|---:|")
         with tempfile.TemporaryDirectory() as tmp:
-            for name in ("hf", "vllm"):
+            for name in names:
                 t = grpo_steps(name, args.steps, Path(tmp))
                 print(f"| {name} | {t['time/generate']:.1f} | {t['time/verify']:.2f} | {t['time/learn']:.1f} | "
                       f"{t['time/weight_sync']:.2f} | {t['time/step']:.1f} |")

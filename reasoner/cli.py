@@ -21,6 +21,7 @@ COMMANDS = {
     "tasks": "reasoner.commands.listing:tasks",
     "models": "reasoner.commands.listing:models",
     "sandbox": "reasoner.commands.sandbox:sandbox",
+    "vllm-serve": "reasoner.commands.serve:vllm_serve",
 }
 
 

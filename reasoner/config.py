@@ -24,6 +24,9 @@ class ConfigError(click.ClickException):
     """A settings file or value that cannot be used."""
 
 
+SAMPLERS = ("auto", "vllm", "vllm-server", "hf")
+
+
 def field_docs(cls: type) -> dict[str, str]:
     """Map each dataclass field to the docstring written under it in the class body."""
     docs: dict[str, str] = {}
@@ -257,13 +260,15 @@ class TrainConfig:
     rewards: dict[str, float] = dataclasses.field(default_factory=lambda: {"task": 1.0})
     """Reward terms as NAME=WEIGHT: 'task' is each example's own verifier, other names are verifier plugins."""
     sampler: str = "auto"
-    """Rollout engine: vllm, hf (transformers generate), or auto (vllm when installed, else hf)."""
+    """Rollout engine: vllm (in this process), vllm-server (a separate vLLM server on this machine), hf (transformers generate), or auto (vllm when installed, else hf)."""
     sampler_fallback: bool = False
     """If the vLLM engine fails to start, warn and sample with transformers instead of stopping."""
     old_logprobs: str = "learner"
     """Denominator of the PPO ratio: learner (the learner re-scores the samples: exact) or sampler (the sampler's log-probs)."""
     tis_cap: float = 0.0
     """Truncated importance sampling: weight each token's surrogate by min(pi_learner/pi_sampler, cap); 0 turns it off."""
+    vllm_server_url: str | None = None
+    """vllm-server: use the server already running at this URL (started by `reasoner vllm-serve`) instead of starting one."""
     vllm_kv_cache_gib: int = 2
     """vLLM on CPU: GiB of memory for the KV cache."""
     vllm_gpu_memory_utilization: float = 0.4
@@ -335,8 +340,10 @@ class TrainConfig:
             raise ConfigError("beta must be >= 0, learning rates > 0")
         if not self.rewards:
             raise ConfigError("at least one reward term is needed (e.g. --reward task=1)")
-        if self.sampler not in ("auto", "vllm", "hf"):
-            raise ConfigError(f"unknown sampler {self.sampler!r} (known: auto, vllm, hf)")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r} (known: {', '.join(SAMPLERS)})")
+        if self.vllm_server_url and self.sampler != "vllm-server":
+            raise ConfigError("--vllm-server-url is for --sampler vllm-server")
         if self.old_logprobs not in ("learner", "sampler"):
             raise ConfigError(f"old_logprobs must be learner or sampler (got {self.old_logprobs!r})")
         if self.tis_cap < 0:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from reasoner.config import ConfigError
+from reasoner.config import SAMPLERS, ConfigError
 
 
 @dataclasses.dataclass
@@ -39,7 +39,7 @@ class EvalConfig:
     data_dir: str | None = None
     """Directory holding the benchmarks' JSONL files (same as $REASONER_DATA; default ./data, then Hugging Face)."""
     sampler: str = "auto"
-    """Generation engine: vllm, hf (transformers generate), or auto (vllm when installed, else hf)."""
+    """Generation engine: vllm (in this process), vllm-server (a separate vLLM server on this machine), hf (transformers generate), or auto (vllm when installed, else hf)."""
     batch_size: int = 64
     """Problems sent to the sampler at once (each with all its samples); also the progress bar's step."""
     seed: int = 0
@@ -64,8 +64,8 @@ class EvalConfig:
                               "completions: pass --temperature > 0 (e.g. 0.6) to sample")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1] (got {self.top_p})")
-        if self.sampler not in ("auto", "vllm", "hf"):
-            raise ConfigError(f"unknown sampler {self.sampler!r} (known: auto, vllm, hf)")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r} (known: {', '.join(SAMPLERS)})")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype must be float32, bfloat16 or float16 (got {self.dtype!r})")
         if self.prompt_template is not None and "{question}" not in self.prompt_template:

@@ -121,6 +121,15 @@ def make_sampler(cfg: EvalConfig, model_dir: str, tokenizer, max_len: int):
     from reasoner.vllm_sampler import VLLMSampler, vllm_available
 
     name = cfg.sampler if cfg.sampler != "auto" else ("vllm" if vllm_available() else "hf")
+    if name == "vllm-server":
+        from reasoner.vllm_server import VLLMServerSampler
+
+        log_path = Path(cfg.output) / "vllm-server.log" if cfg.output else None
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        return name, VLLMServerSampler(model_dir, tokenizer, dtype=cfg.dtype, seed=cfg.seed, max_model_len=max_len,
+                                       gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                                       kv_cache_gib=cfg.vllm_kv_cache_gib, log_path=log_path)
     if name == "vllm":
         return name, VLLMSampler(model_dir, tokenizer, dtype=cfg.dtype, seed=cfg.seed, max_model_len=max_len,
                                  gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,

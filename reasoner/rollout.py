@@ -37,6 +37,11 @@ class Completion:
 
 
 class Sampler(Protocol):
+    name: str
+    """hf, vllm or vllm-server: what summaries and logs call it."""
+    pad_id: int
+    """The token that pads batches of its completions."""
+
     def generate(self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams) -> list[list[Completion]]:
         """``n`` completions for each tokenised prompt, grouped per prompt in prompt order."""
 
@@ -57,6 +62,8 @@ def stop_token_ids(model, tokenizer) -> list[int]:
 
 class HFSampler:
     """Sampling with transformers ``generate`` on the policy module itself (no copy, no sync cost)."""
+
+    name = "hf"
 
     def __init__(self, model, tokenizer, max_batch: int = 64):
         self.model = model

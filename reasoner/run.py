@@ -155,13 +155,14 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
     train_examples, train_prompt_ids = _encode_train(tokenizer, list(train_task), cfg)
     sampler = make_sampler(cfg, current, module, tokenizer,
                            max_len=min(cfg.max_prompt_tokens + cfg.max_new_tokens,
-                                       getattr(module.config, "max_position_embeddings", 1 << 30)))
+                                       getattr(module.config, "max_position_embeddings", 1 << 30)),
+                           log_path=run_dir / (f"vllm-server-{dist.rank}.log" if dist.world > 1 else "vllm-server.log"))
     return Run(cfg, run_dir, dist, policy, module, reference, critic, tokenizer, sampler, optimizer, critic_optimizer,
                scheduler, kl, rewarder, ThreadPoolExecutor(1, thread_name_prefix="rewards"), train_examples,
                train_prompt_ids, eval_examples, device)
 
 
-def make_sampler(cfg: TrainConfig, model_dir: str, policy, tokenizer, max_len: int):
+def make_sampler(cfg: TrainConfig, model_dir: str, policy, tokenizer, max_len: int, log_path: Path | None = None):
     """The rollout engine of the settings: vLLM (built from the policy's current weights) or transformers."""
     name = cfg.sampler
     if name == "auto":
@@ -169,6 +170,16 @@ def make_sampler(cfg: TrainConfig, model_dir: str, policy, tokenizer, max_len: i
     if name == "hf":
         return HFSampler(policy, tokenizer)
     try:
+        if name == "vllm-server":
+            from reasoner.vllm_server import VLLMServerSampler
+
+            sampler = VLLMServerSampler(model_dir, tokenizer, url=cfg.vllm_server_url, dtype=cfg.dtype,
+                                        seed=cfg.seed, max_model_len=max_len,
+                                        gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                                        kv_cache_gib=cfg.vllm_kv_cache_gib,
+                                        log_path=log_path)
+            sampler.load_weights(policy.named_parameters())  # a server already running may hold other weights
+            return sampler
         return VLLMSampler(model_dir, tokenizer, dtype=cfg.dtype, seed=cfg.seed, max_model_len=max_len,
                            gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
                            kv_cache_gib=cfg.vllm_kv_cache_gib, sleep_between_steps=cfg.vllm_sleep)

@@ -41,7 +41,6 @@ from reasoner.learner import StepBatch
 from reasoner.rewards import TASK, Rewarder, Scored
 from reasoner.rollout import Completion, SamplingParams
 from reasoner.run import Run, save, setup
-from reasoner.vllm_sampler import VLLMSampler
 
 log = logging.getLogger(__name__)
 
@@ -276,8 +275,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         run.sampler.close()
         run.reward_pool.shutdown()
         run.rewarder.close()
-    sampler_name = "vllm" if isinstance(run.sampler, VLLMSampler) else "hf"
-    summary = _summary(cfg, history, before, after, time.perf_counter() - wall, start, sampler_name)
+    summary = _summary(cfg, history, before, after, time.perf_counter() - wall, start, run.sampler.name)
     summary["processes"] = run.dist.world
     if run.dist.world > 1:  # every process must end with the same weights: a checksum per process shows it
         checksum = float(sum(p.detach().double().sum().item() for p in run.module.parameters()))

@@ -26,6 +26,7 @@ import click
 import torch
 
 from reasoner.rollout import Completion, SamplingParams
+from reasoner.vllm_worker import repack_cpu_gemms
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +41,9 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def _repack_cpu_gemms(model) -> None:
-    """Rebuild vLLM's packed CPU GEMM handles of layers that keep their weight tensor.
-
-    On CPU, vLLM packs each linear layer's weight into a oneDNN handle at load time. The
-    in-place reload re-packs every layer it loads, but a tied ``lm_head`` loads nothing (its
-    weight is the embedding's) and would keep multiplying by the old embedding.
-    """
-    from vllm.model_executor.layers.utils import dispatch_cpu_unquantized_gemm
-
-    for module in model.modules():
-        weight = getattr(module, "weight", None)
-        if hasattr(module, "cpu_linear") and isinstance(weight, torch.Tensor) and weight.numel() > 0:
-            dispatch_cpu_unquantized_gemm(module, remove_weight=False)
-
-
 class VLLMSampler:
+    name = "vllm"
+
     def __init__(self, model_path: str, tokenizer, *, dtype: str = "float32", seed: int = 0,
                  max_model_len: int = 2048, gpu_memory_utilization: float = 0.5,
                  kv_cache_gib: int = 2, sleep_between_steps: bool = False):
@@ -129,7 +117,7 @@ class VLLMSampler:
         # the worker's in-place reload re-runs the post-load processing (e.g. CPU weight packing)
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
         if not self.on_gpu:
-            self.llm.apply_model(_repack_cpu_gemms)
+            self.llm.apply_model(repack_cpu_gemms)
         self.llm.reset_prefix_cache()
         self._sleep()
         self.sync_seconds = time.perf_counter() - start

