@@ -2,7 +2,11 @@
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +87,25 @@ def test_close_stops_the_workers():
 def test_inline_checks_have_a_time_bound():
     assert run_inline([FAST], timeout=5.0)[0][0] == "correct"
     assert run_inline([SLOW], timeout=0.0005)[0] == ("timeout", {"bound": "time", "limit_s": 0.0005})
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one CPU: nothing to spread over")
+def test_workers_of_a_pinned_parent_use_every_cpu():
+    # a trainer pins its OpenMP threads, which binds its main thread (and what it starts) to one core
+    script = textwrap.dedent("""
+        import os, time
+        os.sched_setaffinity(0, {0})
+        from verifiers.math_answer.pool import CheckPool
+        if __name__ == "__main__":
+            pool = CheckPool(workers=2)
+            assert pool.run([("1", "1", 1e-6)] * 8)[0][0] == "correct"
+            deadline = time.monotonic() + 30  # a worker widens its affinity first thing, once started
+            while len({len(os.sched_getaffinity(w.proc.pid)) for w in pool._workers}) > 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            print(sorted({len(os.sched_getaffinity(w.proc.pid)) for w in pool._workers}))
+            pool.close()
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [f"[{os.cpu_count()}]"]
