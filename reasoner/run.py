@@ -153,6 +153,9 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
         kl.beta = state.get("kl_beta", cfg.beta)
         checkpoint.set_rng_state(state["rng"])
     train_examples, train_prompt_ids = _encode_train(tokenizer, list(train_task), cfg)
+    if cfg.vllm_server_url and dist.world > 1:
+        raise ConfigError("--vllm-server-url with several processes: each would push weights into the same "
+                          "server while the others sample from it; leave it out and each process starts its own")
     sampler = make_sampler(cfg, current, module, tokenizer,
                            max_len=min(cfg.max_prompt_tokens + cfg.max_new_tokens,
                                        getattr(module.config, "max_position_embeddings", 1 << 30)),

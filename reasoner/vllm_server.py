@@ -35,6 +35,7 @@ from typing import Iterable, Sequence
 import torch
 
 from reasoner.rollout import Completion, SamplingParams
+from reasoner.threads import own_pinning_removed
 from reasoner.vllm_sampler import SamplerError
 from reasoner.vllm_worker import DTYPES
 
@@ -72,11 +73,33 @@ def server_command(model_path: str, port: int, *, dtype: str = "float32", seed: 
 
 
 def server_env(kv_cache_gib: int = 2, threads: int | None = None) -> dict[str, str]:
-    env = dict(os.environ, VLLM_SERVER_DEV_MODE="1", VLLM_CPU_KVCACHE_SPACE=str(kv_cache_gib))
+    env = own_pinning_removed(dict(os.environ, VLLM_SERVER_DEV_MODE="1", VLLM_CPU_KVCACHE_SPACE=str(kv_cache_gib)))
     env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # the in-process sampler's setting, not the server's
+    if not torch.cuda.is_available():
+        # vLLM on CPU binds its OpenMP threads to one logical CPU per physical core it detects and
+        # keeps one for its scheduler process; on a small VM that can leave a single thread (half
+        # the speed of the in-process engine). The scheduler and the HTTP front end take ~3 % of a
+        # core while sampling (docs/benchmarks.md): give the model every CPU this process may use.
+        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, machine_cpus())))
+        env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     return env
+
+
+def machine_cpus() -> list[int]:
+    """The CPUs this machine (or container) lets processes use. Not this thread's affinity: with
+    OpenMP threads pinned (reasoner/threads.py) the main thread is bound to the first core, and a
+    child process would inherit that."""
+    try:
+        text = Path("/sys/fs/cgroup/cpuset.cpus.effective").read_text().strip()
+    except OSError:
+        text = ""
+    cpus: list[int] = []
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        cpus += range(int(lo), int(hi or lo) + 1)
+    return cpus or list(range(os.cpu_count() or 1))
 
 
 class VLLMServerSampler:
@@ -105,8 +128,10 @@ class VLLMServerSampler:
             argv = server_command(model_path, port, dtype=dtype, seed=seed, max_model_len=max_model_len,
                                   gpu_memory_utilization=gpu_memory_utilization)
             with open(self.log_path, "ab") as out:
+                cpus = machine_cpus()
                 self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                             env=server_env(kv_cache_gib, threads), start_new_session=True)
+                                             env=server_env(kv_cache_gib, threads), start_new_session=True,
+                                             preexec_fn=lambda: os.sched_setaffinity(0, cpus))
             log.info("vLLM server starting on %s (log: %s)", self.url, self.log_path)
         else:
             self.url, self.log_path = url.rstrip("/"), None

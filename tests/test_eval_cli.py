@@ -79,15 +79,17 @@ def test_greedy_is_deterministic_and_prompt_template_applies(tiny_model, tmp_pat
 
 @pytest.mark.vllm
 @needs_data
-def test_eval_with_the_vllm_sampler(tiny_model, tmp_path):
+@pytest.mark.parametrize("sampler", ["vllm", "vllm-server"])
+def test_eval_with_the_vllm_samplers(sampler, tiny_model, tmp_path):
     pytest.importorskip("vllm")
     r = invoke("eval", tiny_model, "--task", "gsm8k", "--data-dir", SHARED_DATA, "--limit", 4, "--samples", 2,
-               "--temperature", 1.0, "--max-tokens", 8, "--sampler", "vllm", "--vllm-kv-cache-gib", 1,
+               "--temperature", 1.0, "--max-tokens", 8, "--sampler", sampler, "--vllm-kv-cache-gib", 1,
                "--output", tmp_path / "v", "--quiet")
     assert r.exit_code == 0, r.output
     summary = json.loads((tmp_path / "v" / "summary.json").read_text())
-    assert summary["sampler"] == "vllm" and summary["tasks"]["gsm8k"]["problems"] == 4
+    assert summary["sampler"] == sampler and summary["tasks"]["gsm8k"]["problems"] == 4
     assert all(len(row["completions"]) == 2 for row in read_jsonl(tmp_path / "v" / "gsm8k.jsonl"))
+    assert (tmp_path / "v" / "vllm-server.log").exists() == (sampler == "vllm-server")
 
 
 @pytest.mark.parametrize("args, message", [
