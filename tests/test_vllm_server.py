@@ -150,3 +150,16 @@ def test_config_checks():
         TrainConfig(sampler="vllm", vllm_server_url="http://127.0.0.1:8000").validate()
     with pytest.raises(ConfigError, match="known: auto, vllm, vllm-server, hf"):
         TrainConfig(sampler="sglang").validate()
+
+
+def test_weight_files_of_dead_trainers_are_removed(tmp_path):
+    from reasoner.vllm_server import remove_stale_buffers
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    (tmp_path / f"reasoner-weights-{dead}-0a1b2c3d").write_bytes(b"x")
+    (tmp_path / f"reasoner-weights-{os.getpid()}-0a1b2c3d").write_bytes(b"x")
+    (tmp_path / "someone-elses-file").write_bytes(b"x")
+    remove_stale_buffers(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"reasoner-weights-{os.getpid()}-0a1b2c3d",
+                                                                  "someone-elses-file"])
