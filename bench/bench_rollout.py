@@ -25,7 +25,7 @@ from statistics import fmean
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reasoner.threads import pin_openmp_threads  # noqa: E402
+from reasoner.threads import own_pinning_removed, pin_openmp_threads  # noqa: E402
 
 pin_openmp_threads()  # as the CLI does, before torch loads
 
@@ -47,14 +47,19 @@ def sample_throughput(sampler, prompts, group, max_new_tokens):
 
 
 def grpo_steps(sampler: str, steps: int, out: Path) -> dict:
-    from reasoner.config import TrainConfig
-    from reasoner.train import train
+    """A short default-settings training with this sampler, in its own process (as a user runs it)."""
+    import subprocess
 
-    cfg = TrainConfig(sampler=sampler, steps=steps, eval_size=0, output=str(out / sampler), seed=0)
-    train(cfg, show_progress=False)
-    metrics = [json.loads(line) for line in (out / sampler / "metrics.jsonl").read_text().splitlines()]
+    run = out / sampler
+    argv = [sys.executable, "-c", "from reasoner.cli import main; main()", "train", "--sampler", sampler,
+            "--steps", str(steps), "--eval-size", "0", "--output", str(run), "--seed", "0", "--quiet"]
+    # as from a fresh shell: this process pinned its OpenMP threads, which bound its main thread
+    # (and what it starts) to one core
+    subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, env=own_pinning_removed(dict(os.environ)),
+                   preexec_fn=lambda: os.sched_setaffinity(0, range(os.cpu_count() or 1)))
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     warm = metrics[1:] or metrics
-    keys = ("time/generate", "time/verify", "time/learn", "time/weight_sync", "time/step")
+    keys = ("time/generate", "time/verify", "time/learn", "time/weight_sync", "time/step", "completion/len_mean")
     return {k: fmean(m[k] for m in warm) for k in keys}
 
 
@@ -65,6 +70,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--steps", type=int, default=3, help="GRPO steps per sampler in part 3 (0 skips it)")
     ap.add_argument("--samplers", default="hf,vllm,vllm-server", help="comma-separated, hf first (the baseline)")
+    ap.add_argument("--steps-only", action="store_true", help="part 3 only")
     args = ap.parse_args()
     names = args.samplers.split(",")
 
@@ -83,6 +89,9 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"workload: {len(prompts)} prompts x G={args.group}, up to {args.max_new_tokens} new tokens, T=1.0\n")
 
+    if args.steps_only:
+        steps_table(names, args.steps)
+        return
     policy = models.load_model(path).eval()
     results, starts, syncs = {}, {}, {}
     for name in names:
@@ -117,14 +126,19 @@ def main() -> None:
     del policy
 
     if args.steps:
-        print(f"\nGRPO step (default run settings: 8 prompts x G=8, 32 new tokens), mean of steps 2..{args.steps}:\n")
-        print("| sampler | generate | verify | learn | weight sync | step |")
-        print("|---|---:|---:|---:|---:|---:|")
-        with tempfile.TemporaryDirectory() as tmp:
-            for name in names:
-                t = grpo_steps(name, args.steps, Path(tmp))
-                print(f"| {name} | {t['time/generate']:.1f} | {t['time/verify']:.2f} | {t['time/learn']:.1f} | "
-                      f"{t['time/weight_sync']:.2f} | {t['time/step']:.1f} |")
+        steps_table(names, args.steps)
+
+
+def steps_table(names: list[str], steps: int) -> None:
+    print(f"\nGRPO step (default run settings: 8 prompts x G=8, 32 new tokens), each sampler in its own "
+          f"`reasoner train` process, mean of steps 2..{steps}:\n")
+    print("| sampler | generate | verify | learn | weight sync | step | mean completion tokens |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            t = grpo_steps(name, steps, Path(tmp))
+            print(f"| {name} | {t['time/generate']:.1f} | {t['time/verify']:.2f} | {t['time/learn']:.1f} | "
+                  f"{t['time/weight_sync']:.2f} | {t['time/step']:.1f} | {t['completion/len_mean']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
