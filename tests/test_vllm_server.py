@@ -3,6 +3,7 @@ pushed through shared memory after each update, log-prob agreement, seeding, err
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,14 +26,37 @@ pytestmark = pytest.mark.vllm
 
 @pytest.fixture(scope="module")
 def server(tiny_model, tmp_path_factory):
-    """One server for the module's tests (starting one takes ~20 s on CPU)."""
-    from reasoner.vllm_server import VLLMServerSampler
+    """One server for the module's tests, started by hand with `reasoner vllm-serve` (~20 s on CPU);
+    the sampler attaches to it by URL. (Training below also starts a server of its own.)"""
+    from reasoner.vllm_server import VLLMServerSampler, free_port
 
-    tokenizer = models.load_tokenizer(str(tiny_model))
-    log = tmp_path_factory.mktemp("server") / "vllm-server.log"
-    sampler = VLLMServerSampler(str(tiny_model), tokenizer, max_model_len=256, kv_cache_gib=1, seed=0, log_path=log)
-    yield sampler, tokenizer
-    sampler.close()
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "vllm-serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", "from reasoner.cli import main; main()", "vllm-serve",
+                                 str(tiny_model), "--port", str(port), "--max-model-len", "256", "--kv-cache-gib", "1"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not answers(f"http://127.0.0.1:{port}/health"):
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, "reasoner vllm-serve did not come up"
+            time.sleep(0.5)
+        tokenizer = models.load_tokenizer(str(tiny_model))
+        sampler = VLLMServerSampler(str(tiny_model), tokenizer, url=f"http://127.0.0.1:{port}")
+        yield sampler, tokenizer
+        sampler.close()
+        assert proc.poll() is None  # closing a sampler leaves a server it did not start running
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def test_pushed_weights_are_what_makes_the_server_agree_with_the_learner(server, tiny_model):
@@ -90,13 +114,9 @@ def test_a_url_with_no_server_or_the_wrong_server(tiny_model, tmp_path):
                             "--directory", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                assert time.monotonic() < deadline, "the web server did not start"
-                time.sleep(0.1)
+        while not answers(f"http://127.0.0.1:{port}/health"):
+            assert time.monotonic() < deadline, "the web server did not start"
+            time.sleep(0.1)
         with pytest.raises(SamplerError, match="cannot take weight updates .* start it with `reasoner vllm-serve"):
             VLLMServerSampler(str(tiny_model), tokenizer, url=f"http://127.0.0.1:{port}")
     finally:
