@@ -25,7 +25,7 @@ from statistics import fmean
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reasoner.threads import own_pinning_removed, pin_openmp_threads  # noqa: E402
+from reasoner.threads import pin_openmp_threads  # noqa: E402
 
 pin_openmp_threads()  # as the CLI does, before torch loads
 
@@ -55,7 +55,7 @@ def grpo_steps(sampler: str, steps: int, out: Path) -> dict:
             "--steps", str(steps), "--eval-size", "0", "--output", str(run), "--seed", "0", "--quiet"]
     # as from a fresh shell: this process pinned its OpenMP threads, which bound its main thread
     # (and what it starts) to one core
-    subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, env=own_pinning_removed(dict(os.environ)),
+    subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
                    preexec_fn=lambda: os.sched_setaffinity(0, range(os.cpu_count() or 1)))
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     warm = metrics[1:] or metrics

@@ -13,14 +13,6 @@ from __future__ import annotations
 import os
 
 _PEERS = ("LOCAL_WORLD_SIZE", "WORLD_SIZE")
-PINNING = {"OMP_PROC_BIND": "true", "OMP_PLACES": "cores"}
-
-
-def own_pinning_removed(env: dict[str, str]) -> dict[str, str]:
-    """``env`` without the pinning `pin_openmp_threads` set, for a child process that places its
-    own threads (a vLLM server): inherited, it would bind the child's first thread to the first
-    core before the child could spread out."""
-    return {k: v for k, v in env.items() if not (k in PINNING and PINNING[k] == v and _pinned)}
 
 
 def pin_openmp_threads() -> bool:
@@ -31,10 +23,6 @@ def pin_openmp_threads() -> bool:
         return False
     if any(int(os.environ.get(k, "1") or 1) > 1 for k in _PEERS):
         return False
-    global _pinned
-    os.environ.update(PINNING)
-    _pinned = True
+    os.environ["OMP_PROC_BIND"] = "true"
+    os.environ["OMP_PLACES"] = "cores"
     return True
-
-
-_pinned = False

@@ -35,7 +35,6 @@ from typing import Iterable, Sequence
 import torch
 
 from reasoner.rollout import Completion, SamplingParams
-from reasoner.threads import own_pinning_removed
 from reasoner.vllm_sampler import SamplerError
 from reasoner.vllm_worker import DTYPES
 
@@ -73,7 +72,9 @@ def server_command(model_path: str, port: int, *, dtype: str = "float32", seed: 
 
 
 def server_env(kv_cache_gib: int = 2) -> dict[str, str]:
-    env = own_pinning_removed(dict(os.environ, VLLM_SERVER_DEV_MODE="1", VLLM_CPU_KVCACHE_SPACE=str(kv_cache_gib)))
+    env = dict(os.environ, VLLM_SERVER_DEV_MODE="1", VLLM_CPU_KVCACHE_SPACE=str(kv_cache_gib))
+    for name in ("OMP_PROC_BIND", "OMP_PLACES"):  # the trainer's pinning (reasoner/threads.py): inherited,
+        env.pop(name, None)                       # it binds the server's first thread to the first core
     env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # the in-process sampler's setting, not the server's
     if not torch.cuda.is_available():
         # vLLM on CPU binds its OpenMP threads to one logical CPU per physical core it detects and
