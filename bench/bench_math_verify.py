@@ -43,7 +43,7 @@ def _round(pairs, rep: int) -> list[tuple[str, str]]:
 
 
 def ours_single(pairs, repeat: int) -> tuple[list[bool], float]:
-    from verifiers.math_answer.verifier import MathVerifier
+    from reasoner.verifiers.math_answer.verifier import MathVerifier
     verifier = MathVerifier(workers=0)
     start = time.perf_counter()
     for rep in range(repeat):
@@ -52,7 +52,7 @@ def ours_single(pairs, repeat: int) -> tuple[list[bool], float]:
 
 
 def ours_pool(pairs, repeat: int, workers: int) -> tuple[list[bool], float, float]:
-    from verifiers.math_answer.verifier import MathVerifier
+    from reasoner.verifiers.math_answer.verifier import MathVerifier
     with MathVerifier(workers=workers) as verifier:
         t0 = time.perf_counter()
         verifier.check("x+1", "1+x")  # start the pool
@@ -68,7 +68,7 @@ def latencies() -> dict[str, float]:
     """Median microseconds of one warm ``verify`` call: a plain number (in-process) and an expression (pool)."""
     from types import SimpleNamespace
 
-    from verifiers.math_answer.verifier import MathVerifier
+    from reasoner.verifiers.math_answer.verifier import MathVerifier
     out = {}
     with MathVerifier() as verifier:
         verifier.check("x", "x + 0")  # start the pool

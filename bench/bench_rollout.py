@@ -74,7 +74,7 @@ def main() -> None:
     args = ap.parse_args()
     names = args.samplers.split(",")
 
-    import tasks
+    from reasoner import tasks
     from reasoner import models
     from reasoner.prompts import encode_prompts
     from reasoner.rollout import HFSampler

@@ -59,7 +59,7 @@ def lenient_accuracy(records: list[dict]) -> float:
     """
     from types import SimpleNamespace
 
-    from verifiers.math_answer import MathVerifier
+    from reasoner.verifiers.math_answer import MathVerifier
 
     lenient = MathVerifier(strategies=("boxed", "hash", "answer_is", "last_number"))
     right = []

@@ -27,8 +27,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 
-from sandbox import FunctionTests, Job, Limits, engine
-from sandbox.pool import Sandbox
+from reasoner.sandbox import FunctionTests, Job, Limits, engine
+from reasoner.sandbox.pool import Sandbox
 
 
 def humaneval() -> list[dict]:

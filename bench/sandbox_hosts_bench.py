@@ -25,8 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox import FunctionTests, Job, engine
-from sandbox.pool import Sandbox
+from reasoner.sandbox import FunctionTests, Job, engine
+from reasoner.sandbox.pool import Sandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "sandbox"))
 from docker_endpoints import SecondDaemon  # noqa: E402

@@ -24,15 +24,15 @@ from typing import Sequence
 
 import click
 
-import tasks
-import verifiers
+from reasoner import tasks
+from reasoner import verifiers
 from reasoner import scoring
 from reasoner.config import ConfigError
 from reasoner.eval_config import EvalConfig
 from reasoner.prompts import encode_prompts
 from reasoner.rewards import TASK, Rewarder
 from reasoner.rollout import Sampler, SamplingParams
-from tasks import sources
+from reasoner.tasks import sources
 
 log = logging.getLogger(__name__)
 

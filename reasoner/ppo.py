@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reasoner.advantages import gae, whiten
+from reasoner.advantages import gae
 from reasoner.batch import MicroBatch, completion_logits
 from reasoner.learner import (Stats, StepBatch, approx_kl, build_micro_batches, effective_minibatches,
                               minibatch_normalisers, minibatch_plan, mismatch, no_grad_logprobs, optimizer_step,

@@ -13,8 +13,8 @@ import logging
 from dataclasses import dataclass
 from typing import Sequence
 
-import verifiers
-from verifiers import Verdict, Verifier
+from reasoner import verifiers
+from reasoner.verifiers import Verdict, Verifier
 
 log = logging.getLogger(__name__)
 TASK = "task"

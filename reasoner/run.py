@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-import tasks
-import verifiers
+from reasoner import tasks
+from reasoner import verifiers
 from reasoner import checkpoint, models
 from reasoner.config import ConfigError, TrainConfig
 from reasoner.dist import Dist, launched_world_size

@@ -33,7 +33,7 @@ from statistics import fmean, pstdev
 import torch
 from tqdm.auto import tqdm
 
-import tasks
+from reasoner import tasks
 from reasoner import checkpoint, grpo, ppo
 from reasoner.config import ConfigError, TrainConfig, dump_yaml
 from reasoner.evaluate import evaluate

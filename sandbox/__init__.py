@@ -123,7 +123,7 @@ class SandboxUnavailable(RuntimeError):
 def __getattr__(name: str):
     # The pool pulls in the Docker client library; load it only when asked for.
     if name == "Sandbox":
-        from sandbox.pool import Sandbox
+        from reasoner.sandbox.pool import Sandbox
 
         return Sandbox
     raise AttributeError(f"module 'sandbox' has no attribute {name!r}")

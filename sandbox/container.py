@@ -11,9 +11,9 @@ import ssl
 import time
 from dataclasses import asdict
 
-from sandbox import FunctionTests, Job, Limits
-from sandbox import engine
-from sandbox.inside import bundle, wire
+from reasoner.sandbox import FunctionTests, Job, Limits
+from reasoner.sandbox import engine
+from reasoner.sandbox.inside import bundle, wire
 
 START_TIMEOUT = 60.0   # seconds for a new container to report ready
 

@@ -11,8 +11,8 @@ import os
 import socket
 from typing import Any
 
-from sandbox import SandboxUnavailable
-from sandbox.inside import BOOTSTRAP
+from reasoner.sandbox import SandboxUnavailable
+from reasoner.sandbox.inside import BOOTSTRAP
 
 IMAGE = "reasoner-sandbox:1"
 """The runner image (`reasoner sandbox build`); the tag changes when the recipe does."""
@@ -43,7 +43,7 @@ def connect(base_url: str | None = None, timeout: float = 30.0):
     else the local socket. A ``tcp://`` endpoint uses TLS when ``DOCKER_TLS_VERIFY`` or
     ``DOCKER_CERT_PATH`` is set, as the docker CLI does."""
     try:
-        import docker
+        import docker  # noqa: F401 - only checks that the client library is installed
     except ImportError:  # pragma: no cover - a dependency of this package
         raise SandboxUnavailable("the Python package `docker` is missing: pip install docker") from None
     where, api = endpoint(base_url), None

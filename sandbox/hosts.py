@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox import SandboxUnavailable
-from sandbox import engine
+from reasoner.sandbox import SandboxUnavailable
+from reasoner.sandbox import engine
 
 CHECK_TIMEOUT = 10.0   # seconds for each Docker request when a host is (re)checked
 PING_TIMEOUT = 5.0     # seconds for a daemon to answer "are you there?" after a container stopped answering

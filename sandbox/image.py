@@ -24,7 +24,7 @@ import tarfile
 import tempfile
 from typing import Callable
 
-from sandbox import SandboxUnavailable, engine
+from reasoner.sandbox import SandboxUnavailable, engine
 
 RECIPE = "1"
 SUITE = "bookworm"

@@ -35,11 +35,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from sandbox import STATUSES, Case, Execution, Job, Limits, SandboxUnavailable, StdioTests, Tests
-from sandbox import engine, hosts as hostlist
-from sandbox.container import Container, ContainerLost, DaemonLost, encode_job
-from sandbox.hosts import Host
-from sandbox.inside import wire
+from reasoner.sandbox import STATUSES, Case, Execution, Job, Limits, SandboxUnavailable, StdioTests, Tests
+from reasoner.sandbox import engine, hosts as hostlist
+from reasoner.sandbox.container import Container, ContainerLost, DaemonLost, encode_job
+from reasoner.sandbox.hosts import Host
+from reasoner.sandbox.inside import wire
 
 log = logging.getLogger(__name__)
 

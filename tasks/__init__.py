@@ -8,7 +8,7 @@ callable ``load(arg: str | None, split: str) -> Task``, optionally with a keywor
 (a malformed row is an error naming its line instead of a skipped row with a warning).
 
 Benchmarks (``gsm8k``, ``math500``, ``aime24``, ``amc23``, ``humaneval``) find their data
-without an ARG: see ``tasks.sources``.
+without an ARG: see ``reasoner.tasks.sources``.
 
 This package knows nothing about training or about how a verifier decides.
 """

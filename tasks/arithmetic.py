@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 
-from tasks import Example, Task, TaskError, parse_options
+from reasoner.tasks import Example, Task, TaskError, parse_options
 
 DEFAULT_INSTRUCTION = "Answer with just the number."
 NAMES = ["Mia", "Noah", "Ava", "Liam", "Zoe", "Omar", "Lena", "Ravi", "Sofia", "Tom", "Yuki", "Ines"]

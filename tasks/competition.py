@@ -8,14 +8,14 @@
 Each is a test set only (the task has no split). The prompt is the problem followed by the
 standard instruction to reason step by step and box the answer; the ``math`` verifier judges
 the last ``\\boxed{}`` (or "the answer is ...") against the reference. Data comes from the data
-directories or Hugging Face, or ``NAME:PATH`` (see ``tasks.sources``).
+directories or Hugging Face, or ``NAME:PATH`` (see ``reasoner.tasks.sources``).
 """
 
 from __future__ import annotations
 
-from tasks import Example, Task, TaskError, sources
-from tasks.gsm8k import INSTRUCTION
-from tasks.jsonl import from_rows
+from reasoner.tasks import Example, Task, TaskError, sources
+from reasoner.tasks.gsm8k import INSTRUCTION
+from reasoner.tasks.jsonl import from_rows
 
 EXTRACT = ["boxed", "answer_is"]
 MATH500 = sources.Source("math500_test.jsonl", "HuggingFaceH4/MATH-500", "test")

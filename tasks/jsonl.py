@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from tasks import Example, Task, TaskError
+from reasoner.tasks import Example, Task, TaskError
 
 log = logging.getLogger(__name__)
 PROMPT_KEYS = ("prompt", "question", "problem")

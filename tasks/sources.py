@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from tasks import TaskError
-from tasks.jsonl import read_rows
+from reasoner.tasks import TaskError
+from reasoner.tasks.jsonl import read_rows
 
 ENV = "REASONER_DATA"
 

@@ -86,7 +86,7 @@ def digit_task(tmp_path) -> str:
 @functools.lru_cache(maxsize=None)
 def docker_problem() -> str | None:
     """Why the sandbox cannot run here (with the fix), or None when it can."""
-    from sandbox import SandboxUnavailable, engine, image
+    from reasoner.sandbox import SandboxUnavailable, engine, image
     try:
         api = engine.connect(timeout=10)
         try:
@@ -108,6 +108,16 @@ def require_docker() -> None:
         pytest.skip(problem)
 
 
+@pytest.fixture(scope="session")
+def pool():
+    """Two warm sandbox containers for ordinary jobs, shared by the sandbox and code-verifier tests."""
+    require_docker()
+    from reasoner.sandbox import Limits
+    from reasoner.sandbox.pool import Sandbox
+    with Sandbox(workers=2, limits=Limits(timeout=5.0)) as sandbox:
+        yield sandbox
+
+
 @pytest.fixture(autouse=True)
 def _docker_gate(request):
     if request.node.get_closest_marker("docker"):
@@ -121,7 +131,7 @@ def _quiet_logs(caplog):
 
 
 PLUGIN = textwrap.dedent('''
-    from verifiers import Verdict, Verifier
+    from reasoner.verifiers import Verdict, Verifier
 
     class Boom(Verifier):
         """A plugin that always crashes."""

@@ -25,8 +25,8 @@ import re
 from concurrent.futures import Future
 from typing import Any, Sequence
 
-from sandbox import LANGUAGES, Case, Execution, FunctionTests, Job, Limits, StdioTests
-from verifiers import Verdict, Verifier
+from reasoner.sandbox import LANGUAGES, Case, Execution, FunctionTests, Job, Limits, StdioTests
+from reasoner.verifiers import Verdict, Verifier
 
 EXTRACT = ("last_block", "first_block", "whole")
 LANGUAGE_TAGS = {"python": {"", "python", "py", "python3", "py3"}, "cpp": {"", "cpp", "c++", "cc", "cxx"}}
@@ -101,7 +101,7 @@ class CodeVerifier(Verifier):
 
     def __init__(self, extract: str = "last_block", workers: int = 2, timeout: float = 10.0, memory_mb: int = 512,
                  image: str | None = None, hosts: str | Sequence[str] | None = None, sandbox=None):
-        from sandbox import hosts as hostlist
+        from reasoner.sandbox import hosts as hostlist
         if extract not in EXTRACT:
             raise ValueError(f"extract must be one of {', '.join(EXTRACT)}, not {extract!r}")
         self.extract = extract
@@ -117,7 +117,7 @@ class CodeVerifier(Verifier):
     def sandbox(self):
         """The pool jobs go to; started on first use."""
         if self._sandbox is None:
-            from sandbox.pool import Sandbox
+            from reasoner.sandbox.pool import Sandbox
             kwargs = {"image": self.image} if self.image else {}
             self._sandbox = Sandbox(workers=self.workers, limits=self.limits, hosts=self.hosts, **kwargs)
         return self._sandbox

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
-from verifiers import Verdict, Verifier
-from verifiers.extract import last_boxed
+from reasoner.verifiers import Verdict, Verifier
+from reasoner.verifiers.extract import last_boxed
 
 _THINK = re.compile(r"\s*<think>(?P<thought>.*?)</think>\s*(?P<answer>\S.*)", re.DOTALL)
 MODES = ("boxed", "think", "regex")

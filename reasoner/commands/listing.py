@@ -23,7 +23,7 @@ def verifiers_list():
     Example:
       reasoner verifiers list
     """
-    import verifiers as registry
+    from reasoner import verifiers as registry
 
     click.echo(_table(registry.available()))
 
@@ -41,7 +41,7 @@ def tasks_list():
     Example:
       reasoner tasks list
     """
-    import tasks as registry
+    from reasoner import tasks as registry
 
     click.echo(_table(registry.available()))
 

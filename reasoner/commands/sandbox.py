@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sandbox import Case, FunctionTests, Job, Limits, SandboxUnavailable, StdioTests
+from reasoner.sandbox import Case, FunctionTests, Job, Limits, SandboxUnavailable, StdioTests
 
 
 @click.group()
@@ -39,7 +39,7 @@ def build(method: str, mirror: str | None, base: str | None, cpp: bool, tag: str
       sudo reasoner sandbox build                       # offline, from the Debian mirror apt uses
       reasoner sandbox build --method dockerfile        # FROM python:3.11-slim-bookworm
     """
-    from sandbox import engine, image
+    from reasoner.sandbox import engine, image
 
     try:
         info = image.build(tag or engine.IMAGE, method=method, mirror=mirror, cpp=cpp, base=base,
@@ -54,7 +54,7 @@ HOSTS_HELP = ("Docker endpoints, comma-separated: unix:///path/docker.sock or tc
 
 
 def _hosts(spec: str | None) -> list:
-    from sandbox import hosts as hostlist
+    from reasoner.sandbox import hosts as hostlist
     try:
         return hostlist.parse(spec, workers=1)
     except ValueError as exc:
@@ -72,7 +72,7 @@ def check(tag: str | None, hosts: str | None) -> None:
       reasoner sandbox check && echo ready
       reasoner sandbox check --hosts unix:///var/run/docker.sock,tcp://10.0.0.7:2376
     """
-    from sandbox import engine
+    from reasoner.sandbox import engine
 
     tag = tag or engine.IMAGE
     endpoints = _hosts(hosts)
@@ -83,8 +83,8 @@ def check(tag: str | None, hosts: str | None) -> None:
 
 def _check_host(host, tag: str, where: str) -> bool:
     """Daemon, image and a test job on one host, a line each; False at the first that fails."""
-    from sandbox import engine, image
-    from sandbox.pool import Sandbox
+    from reasoner.sandbox import engine, image
+    from reasoner.sandbox.pool import Sandbox
 
     try:
         api = engine.connect(host.url)
@@ -145,7 +145,7 @@ def run(program: Path, tests_file: Path | None, entry_point: str | None, cases_f
       reasoner sandbox run solution.py --tests humaneval_test.py --entry-point add
       reasoner sandbox run solution.cpp --cases cases.jsonl --timeout 2
     """
-    from sandbox.pool import Sandbox
+    from reasoner.sandbox.pool import Sandbox
 
     if tests_file and cases_file:
         raise click.UsageError("give --tests or --cases, not both")
@@ -197,7 +197,7 @@ def clean(everything: bool, hosts: str | None) -> None:
       reasoner sandbox clean
       reasoner sandbox clean --all --hosts tcp://10.0.0.7:2376
     """
-    from sandbox import engine
+    from reasoner.sandbox import engine
 
     endpoints = _hosts(hosts)
     unreachable = []

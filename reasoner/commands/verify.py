@@ -37,7 +37,7 @@ def verify(target, reference, answer, output, strategies, rel_tol, timeout, work
     reports agreement and false positives):
       reasoner verify tests/data/math_pairs.jsonl -o /tmp/verdicts.jsonl
     """
-    import verifiers
+    from reasoner import verifiers
 
     options = {"rel_tol": rel_tol, "timeout": timeout, "workers": workers}
     if strategies:

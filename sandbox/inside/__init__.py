@@ -13,7 +13,7 @@ from pathlib import Path
 MODULES = ("wire", "candidate", "harness", "stdio", "runner")
 
 # Reads one frame (length + JSON {"modules": {name: source}, "main": name}), installs the
-# modules as the package ``sandbox.inside`` and calls ``main()`` of the runner.
+# modules as the package ``reasoner.sandbox.inside`` and calls ``main()`` of the runner.
 BOOTSTRAP = """\
 import json, os, sys, types
 def read(n):
@@ -25,19 +25,20 @@ def read(n):
         b += c
     return b
 bundle = json.loads(read(int.from_bytes(read(4), "big")))
-for name in ("sandbox", "sandbox.inside"):
+for name in ("reasoner", "reasoner.sandbox", "reasoner.sandbox.inside"):
     pkg = types.ModuleType(name)
     pkg.__path__ = []
     sys.modules[name] = pkg
-sys.modules["sandbox"].inside = sys.modules["sandbox.inside"]
+sys.modules["reasoner"].sandbox = sys.modules["reasoner.sandbox"]
+sys.modules["reasoner.sandbox"].inside = sys.modules["reasoner.sandbox.inside"]
 for short, source in bundle["modules"].items():
-    mod = types.ModuleType("sandbox.inside." + short)
+    mod = types.ModuleType("reasoner.sandbox.inside." + short)
     mod.__file__ = "/sandbox/inside/" + short + ".py"
     sys.modules[mod.__name__] = mod
-    setattr(sys.modules["sandbox.inside"], short, mod)
+    setattr(sys.modules["reasoner.sandbox.inside"], short, mod)
     exec(compile(source, mod.__file__, "exec"), mod.__dict__)
 del bundle, read
-sys.modules["sandbox.inside." + "runner"].main()
+sys.modules["reasoner.sandbox.inside." + "runner"].main()
 """
 
 

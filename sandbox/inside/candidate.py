@@ -24,7 +24,7 @@ import subprocess
 import sys
 import traceback
 
-from sandbox.inside import wire
+from reasoner.sandbox.inside import wire
 
 FILE_BYTES = 16 << 20   # RLIMIT_FSIZE: largest file a program may write
 OPEN_FILES = 64         # RLIMIT_NOFILE

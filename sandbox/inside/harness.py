@@ -20,7 +20,7 @@ import signal
 import socket
 import traceback
 
-from sandbox.inside import candidate, wire
+from reasoner.sandbox.inside import candidate, wire
 
 
 class ProgramGone(BaseException):
@@ -229,7 +229,7 @@ def main() -> None:
         if job["mode"] == "function":
             result = run_function_tests(link, tests)
         else:
-            from sandbox.inside import stdio
+            from reasoner.sandbox.inside import stdio
             result = stdio.run_cases(link, tests, job)
     except ProgramGone:
         result = {"status": link.gone_status, "details": {"error": link.broken}}

@@ -31,9 +31,9 @@ import socket
 import sys
 import time
 
-from sandbox.inside import wire
-from sandbox.inside.candidate import set_dumpable
-from sandbox.inside.harness import oom_kills
+from reasoner.sandbox.inside import wire
+from reasoner.sandbox.inside.candidate import set_dumpable
+from reasoner.sandbox.inside.harness import oom_kills
 
 WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
 PRELOAD = ("array bisect collections copy dataclasses datetime decimal enum fractions functools hashlib heapq "
@@ -86,7 +86,7 @@ def _zygote_loop(sock: socket.socket) -> None:
             __import__(name)
         except ImportError:
             pass
-    from sandbox.inside import harness, stdio  # noqa: F401 - loaded once, shared by every fork
+    from reasoner.sandbox.inside import harness, stdio  # noqa: F401 - loaded once, shared by every fork
     while True:
         msg, fds, _flags, _addr = socket.recv_fds(sock, 64, 4)
         if not msg or len(fds) != 4:

@@ -15,8 +15,8 @@ import socket
 import threading
 import time
 
-from sandbox.inside import candidate, wire
-from sandbox.inside.harness import Link, loaded, oom_kills
+from reasoner.sandbox.inside import candidate, wire
+from reasoner.sandbox.inside.harness import Link, loaded, oom_kills
 
 SLACK = 4096  # bytes of output beyond twice the expected length before a case stops early
 

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from sandbox import FunctionTests, Limits
+from reasoner.sandbox import FunctionTests, Limits
 from tests.conftest import docker_problem, require_docker  # noqa: F401 - re-exported for sandbox tests
 
 ORDINARY = ("def add(a, b):\n    return a + b\n", FunctionTests("assert add(2, 3) == 5\nassert add('a', 'b') == 'ab'"))
@@ -21,7 +21,7 @@ WRONG = ("def add(a, b):\n    return a - b\n", FunctionTests("assert add(2, 3) =
 def second_daemon():
     """A second Docker daemon with the sandbox image (``docker_endpoints.SecondDaemon``), and a
     TCP endpoint on 127.0.0.1 in front of its socket: ``(daemon, proxy)``."""
-    from docker_endpoints import LoopbackProxy, SecondDaemon
+    from tests.sandbox.docker_endpoints import LoopbackProxy, SecondDaemon
     require_docker()
     problem = SecondDaemon.problem()
     if problem:
@@ -40,19 +40,10 @@ def second_daemon():
 
 
 @pytest.fixture(scope="session")
-def pool():
-    """Two warm containers for ordinary jobs."""
-    require_docker()
-    from sandbox.pool import Sandbox
-    with Sandbox(workers=2, limits=Limits(timeout=5.0)) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture(scope="session")
 def single():
     """One warm container, so that a job and the next one land in the same container."""
     require_docker()
-    from sandbox.pool import Sandbox
+    from reasoner.sandbox.pool import Sandbox
     with Sandbox(workers=1, limits=Limits(timeout=5.0)) as sandbox:
         yield sandbox
 

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox import SandboxUnavailable, engine
+from reasoner.sandbox import SandboxUnavailable, engine
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from sandbox import Case, FunctionTests, Limits, StdioTests
+from reasoner.sandbox import Case, FunctionTests, Limits, StdioTests
 
 pytestmark = pytest.mark.docker
 

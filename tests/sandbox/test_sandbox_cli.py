@@ -85,7 +85,7 @@ def test_check_and_clean():
 
 @pytest.mark.docker
 def test_check_and_clean_every_host():
-    from sandbox import engine
+    from reasoner.sandbox import engine
     local, dead = engine.endpoint(), "unix:///nonexistent/docker.sock"
     result = invoke("check", "--hosts", f"{local},{local}")
     assert result.exit_code == 0, result.output

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from sandbox import Case, FunctionTests, Job, Limits, StdioTests
+from reasoner.sandbox import Case, FunctionTests, Job, Limits, StdioTests
 
 pytestmark = pytest.mark.docker
 

@@ -17,13 +17,13 @@ from types import SimpleNamespace
 import certifi
 import docker
 import pytest
-from docker_endpoints import LoopbackProxy, certificates
+from tests.sandbox.docker_endpoints import LoopbackProxy, certificates
 
-import verifiers
-from sandbox import FunctionTests, Job, Limits, SandboxUnavailable, engine
-from sandbox import hosts as hostlist
-from sandbox import pool as poolmod
-from sandbox.pool import Sandbox
+from reasoner import verifiers
+from reasoner.sandbox import FunctionTests, Job, Limits, SandboxUnavailable, engine
+from reasoner.sandbox import hosts as hostlist
+from reasoner.sandbox import pool as poolmod
+from reasoner.sandbox.pool import Sandbox
 
 LOCAL = engine.endpoint()
 DEAD = "unix:///nonexistent/docker.sock"

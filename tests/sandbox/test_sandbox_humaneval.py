@@ -10,7 +10,7 @@ from importlib.resources import files
 
 import pytest
 
-from sandbox import FunctionTests, Job
+from reasoner.sandbox import FunctionTests, Job
 
 pytestmark = pytest.mark.docker
 

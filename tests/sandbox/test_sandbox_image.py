@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from sandbox import Case, StdioTests, engine, image
-from sandbox.pool import Sandbox
+from reasoner.sandbox import Case, StdioTests, engine, image
+from reasoner.sandbox.pool import Sandbox
 
 
 def test_default_mirror_reads_apt_sources(tmp_path):

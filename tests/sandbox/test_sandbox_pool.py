@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import FunctionTests, Job, Limits, SandboxUnavailable, engine
-from sandbox.pool import Sandbox
+from reasoner.sandbox import FunctionTests, Job, Limits, SandboxUnavailable, engine
+from reasoner.sandbox.pool import Sandbox
 
 pytestmark = pytest.mark.docker
 ADD = ("def add(a, b):\n    return a + b\n", FunctionTests("assert add(2, 3) == 5"))
@@ -95,7 +95,7 @@ def test_wall_clock_kill_from_outside(api):
 def test_containers_of_a_killed_host_process_stop_and_are_cleaned(api, tmp_path):
     script = textwrap.dedent("""
         import os, signal, sys
-        from sandbox.pool import Sandbox
+        from reasoner.sandbox.pool import Sandbox
         sandbox = Sandbox(workers=1).start()
         print(sandbox.container_ids()[0], flush=True)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from sandbox.inside import wire
-from sandbox.inside.stdio import same_tokens
+from reasoner.sandbox.inside import wire
+from reasoner.sandbox.inside.stdio import same_tokens
 
 
 class Yes:

@@ -2,7 +2,7 @@
 
 Pipeline, one module each:
 
-* ``verifiers.extract``: find the final answer (last ``\\boxed{}``/``\\fbox{}``, ``#### n``,
+* ``reasoner.verifiers.extract``: find the final answer (last ``\\boxed{}``/``\\fbox{}``, ``#### n``,
   "the answer is ...", optionally the last number). Strategies are set per verifier
   (``strategies=``) or per example (``meta["extract"]``); RL training usually wants the strict
   ``boxed`` form so the policy learns the format.
@@ -19,7 +19,7 @@ strategy that found it, the normalised forms of both sides and the rule that dec
 ``docs/verifiers.md`` documents the grammar, the rules and the bounds.
 """
 
-from verifiers.extract import DEFAULT, STRATEGIES, STRICT, extract, last_boxed
-from verifiers.math_answer.verifier import REASONS, MathVerifier, quick_compare
+from reasoner.verifiers.extract import DEFAULT, STRATEGIES, STRICT, extract, last_boxed
+from reasoner.verifiers.math_answer.verifier import REASONS, MathVerifier, quick_compare
 
 __all__ = ["DEFAULT", "REASONS", "STRATEGIES", "STRICT", "MathVerifier", "extract", "last_boxed", "quick_compare"]

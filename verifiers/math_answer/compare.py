@@ -38,9 +38,9 @@ from functools import lru_cache
 import mpmath
 import sympy
 
-from verifiers.math_answer.latex import MIN_SIGNIFICANT, ParseError, clean
-from verifiers.math_answer.parser import PM, parse_answer
-from verifiers.math_answer.shapes import (
+from reasoner.verifiers.math_answer.latex import MIN_SIGNIFICANT, ParseError, clean
+from reasoner.verifiers.math_answer.parser import PM, parse_answer
+from reasoner.verifiers.math_answer.shapes import (
     Answer,
     Choice,
     Interval,

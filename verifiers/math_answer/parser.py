@@ -29,7 +29,7 @@ import re
 
 import sympy
 
-from verifiers.math_answer.latex import (
+from reasoner.verifiers.math_answer.latex import (
     FUNCTIONS,
     GREEK,
     MAX_CHARS,
@@ -40,7 +40,7 @@ from verifiers.math_answer.latex import (
     tokenize,
     unwrap_text,
 )
-from verifiers.math_answer.shapes import (
+from reasoner.verifiers.math_answer.shapes import (
     Answer,
     Choice,
     Interval,

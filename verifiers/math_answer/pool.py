@@ -39,7 +39,7 @@ MEMORY: Result = ("timeout", {"bound": "memory"})
 
 def run_check(answer: str, reference: str, rel_tol: float) -> Result:
     """One comparison with every failure mode but memory turned into a result (in and out of workers)."""
-    from verifiers.math_answer.compare import compare
+    from reasoner.verifiers.math_answer.compare import compare
     try:
         return compare(answer, reference, rel_tol)
     except RecursionError:
@@ -64,7 +64,7 @@ def _worker_main(conn, memory_mb: int, check) -> None:
     """Answer ``(job, result, alive)`` for every job of every chunk; exit after a memory overrun."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     _use_every_cpu()
-    import verifiers.math_answer.compare  # noqa: F401 - import before the memory cap
+    import reasoner.verifiers.math_answer.compare  # noqa: F401 - import before the memory cap
     _limit_memory(memory_mb)
     while True:
         job = None
@@ -90,7 +90,7 @@ def _context():
     methods = mp.get_all_start_methods()
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["verifiers.math_answer.compare"])
+        ctx.set_forkserver_preload(["reasoner.verifiers.math_answer.compare"])
         return ctx
     return mp.get_context("spawn")
 

@@ -1,6 +1,6 @@
 """`MathVerifier`: extract the final answer, then compare it with the reference under a bound.
 
-Extraction (``verifiers.extract``) is string work in this process. Pairs that are trivially safe,
+Extraction (``reasoner.verifiers.extract``) is string work in this process. Pairs that are trivially safe,
 the same text or two plain numbers (``42`` vs ``42.0``, ``-3/4`` vs ``-0.75``, ``1,000`` vs
 ``1000``), are decided here with `fractions.Fraction` in microseconds (`quick_compare`).
 Everything else is parsed and compared in a `CheckPool` worker that is killed and replaced past
@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
-from verifiers import Verdict, Verifier
-from verifiers.extract import DEFAULT, STRATEGIES, extract
-from verifiers.math_answer.latex import MAX_CHARS, MIN_SIGNIFICANT
-from verifiers.math_answer.pool import CheckPool, Result, run_inline
+from reasoner.verifiers import Verdict, Verifier
+from reasoner.verifiers.extract import DEFAULT, STRATEGIES, extract
+from reasoner.verifiers.math_answer.latex import MAX_CHARS, MIN_SIGNIFICANT
+from reasoner.verifiers.math_answer.pool import CheckPool, Result, run_inline
 
 MAX_SENT = 4 * MAX_CHARS  # longer answers cannot parse: judged here, never shipped to a worker
 REASONS = ("correct", "wrong", "no_answer", "unparsable", "timeout", "verifier_error")

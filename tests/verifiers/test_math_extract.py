@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from verifiers.extract import DEFAULT, STRATEGIES, STRICT, extract, last_boxed
+from reasoner.verifiers.extract import DEFAULT, STRATEGIES, STRICT, extract, last_boxed
 
 
 @pytest.mark.parametrize("text, expected", [

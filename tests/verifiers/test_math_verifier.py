@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import verifiers
-from verifiers.math_answer import MathVerifier
+from reasoner import verifiers
+from reasoner.verifiers.math_answer import MathVerifier
 
 
 def ex(reference, **meta):

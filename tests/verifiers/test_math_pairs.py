@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from verifiers.math_answer import MathVerifier, quick_compare
-from verifiers.math_answer.compare import compare
+from reasoner.verifiers.math_answer import MathVerifier, quick_compare
+from reasoner.verifiers.math_answer.compare import compare
 
 PAIRS = [json.loads(line) for line in open(Path(__file__).parent / "data" / "math_pairs.jsonl", encoding="utf-8")]
 CATEGORY_FLOOR = 0.9   # every category

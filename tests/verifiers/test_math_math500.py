@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from verifiers.math_answer import MathVerifier
-from verifiers.math_answer.parser import parse_answer
+from reasoner.verifiers.math_answer import MathVerifier
+from reasoner.verifiers.math_answer.parser import parse_answer
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "math500_test.jsonl"
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "math500_test.jsonl"
 if not DATA.exists():
     pytest.skip(f"MATH-500 not found at {DATA} (../shared/data/math500_test.jsonl)", allow_module_level=True)
 REFS = [json.loads(line)["answer"] for line in open(DATA, encoding="utf-8")]

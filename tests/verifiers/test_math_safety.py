@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 import sympy.parsing.sympy_parser
 
-from verifiers.math_answer import MathVerifier
-from verifiers.math_answer.compare import compare
+from reasoner.verifiers.math_answer import MathVerifier
+from reasoner.verifiers.math_answer.compare import compare
 
 TIMEOUT = 2.0
 SENTINEL = "/tmp/reasoner-math-verifier-injection-marker"
@@ -113,7 +113,7 @@ def test_no_string_parsing_on_any_labelled_pair(monkeypatch):
     import json
     from pathlib import Path
 
-    from verifiers.math_answer import compare as compare_module
+    from reasoner.verifiers.math_answer import compare as compare_module
 
     def no_parse_expr(*args, **kwargs):
         raise AssertionError(f"parse_expr reached with {args[:1]!r}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from verifiers.math_answer.pool import CheckPool, run_inline
+from reasoner.verifiers.math_answer.pool import CheckPool, run_inline
 
 SLOW = (r"\frac{\sin^2 x + \cos^2 x}{\tan y \cot y}", "1", 1e-6)  # several ms of sympy work
 FAST = ("x + 1", "1 + x", 1e-6)
@@ -95,7 +95,7 @@ def test_workers_of_a_pinned_parent_use_every_cpu():
     script = textwrap.dedent("""
         import os, time
         os.sched_setaffinity(0, {0})
-        from verifiers.math_answer.pool import CheckPool
+        from reasoner.verifiers.math_answer.pool import CheckPool
         if __name__ == "__main__":
             pool = CheckPool(workers=2)
             assert pool.run([("1", "1", 1e-6)] * 8)[0][0] == "correct"
@@ -106,6 +106,6 @@ def test_workers_of_a_pinned_parent_use_every_cpu():
             pool.close()
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
+                         cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [f"[{os.cpu_count()}]"]

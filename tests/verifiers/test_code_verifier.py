@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-import verifiers
-from verifiers.code import CodeVerifier, code_blocks, extract_code
+from reasoner import verifiers
+from reasoner.verifiers.code import CodeVerifier, code_blocks, extract_code
 
 
 @dataclass

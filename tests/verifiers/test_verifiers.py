@@ -1,9 +1,9 @@
 import pytest
 
-import verifiers
-from tasks import Example
-from verifiers import Verdict, VerifierError, safe_verify
-from verifiers.extract import extract, last_boxed
+from reasoner import verifiers
+from reasoner.tasks import Example
+from reasoner.verifiers import Verdict, VerifierError, safe_verify
+from reasoner.verifiers.extract import extract, last_boxed
 
 
 def ex(reference, **meta):

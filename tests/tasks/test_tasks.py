@@ -2,9 +2,9 @@ import logging
 
 import pytest
 
-import tasks
-from tasks import TaskError
-from tasks.jsonl import build, convert_row
+from reasoner import tasks
+from reasoner.tasks import TaskError
+from reasoner.tasks.jsonl import build, convert_row
 from tests.conftest import SHARED_DATA, write_jsonl
 
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a // b}

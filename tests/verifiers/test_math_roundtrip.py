@@ -6,8 +6,8 @@ import random
 import pytest
 import sympy
 
-from verifiers.math_answer.compare import compare
-from verifiers.math_answer.parser import parse_answer
+from reasoner.verifiers.math_answer.compare import compare
+from reasoner.verifiers.math_answer.parser import parse_answer
 
 x, y = sympy.symbols("x y")
 ATOMS = [x, y, sympy.Integer(2), sympy.Integer(3), sympy.Rational(1, 2), sympy.pi, sympy.sqrt(2), sympy.E, sympy.I]

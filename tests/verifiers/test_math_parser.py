@@ -3,8 +3,8 @@
 import pytest
 import sympy
 
-from verifiers.math_answer.latex import ParseError, clean, tokenize
-from verifiers.math_answer.parser import (
+from reasoner.verifiers.math_answer.latex import ParseError, clean, tokenize
+from reasoner.verifiers.math_answer.parser import (
     Choice,
     Interval,
     Matrix,
