@@ -22,6 +22,7 @@ COMMANDS = {
     "models": "reasoner.commands.listing:models",
     "sandbox": "reasoner.commands.sandbox:sandbox",
     "vllm-serve": "reasoner.commands.serve:vllm_serve",
+    "report": "reasoner.commands.report:report",
 }
 
 
@@ -50,6 +51,7 @@ def main(verbose: int) -> None:
       reasoner verifiers list             # installed reward plugins
       reasoner verify math -r '\\frac12' -a 0.5   # check one answer against a reference
       reasoner tasks list                 # installed task loaders
+      reasoner report runs/NAME           # plots and a summary of a run
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
