@@ -97,4 +97,7 @@ class Reporter:
             self._tb = None
         if self._wandb is not None:
             self._wandb.finish()
+            import wandb
+
+            wandb.teardown()  # waits for the W&B service to write the run out (finish alone may not)
             self._wandb = None

@@ -21,6 +21,10 @@ report.md (a table comparing the runs). Works on a run still in progress."""
               help="Folder for the report [default: RUN/report for one run, ./report for several].")
 def report(runs, output):
     """Plot reward, accuracy, KL, completion length and time per step of RUNS, and compare them."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise click.ClickException("reasoner report draws with matplotlib: pip install 'reasoner-rl[report]'")
     from reasoner.report import ReportInputError, write_report
 
     out = output or (runs[0] / "report" if len(runs) == 1 else Path("report"))

@@ -132,3 +132,4 @@ def test_wandb_offline_run_directory(tmp_path, monkeypatch):
     again.close()
     assert (tmp_path / "wandb_id").read_text().strip() == run_id
     assert len(list((tmp_path / "wandb").glob(f"offline-run-*-{run_id}"))) >= 1
+
