@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import inspect
 import os
 import textwrap
@@ -93,7 +94,11 @@ def from_dict(cls: type, values: dict[str, Any], base: Any = None) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown setting(s): {', '.join(unknown)} (see --help for the list)")
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
+            hints.append(f"{key} (did you mean {close[0]}?)" if close else key)
+        raise ConfigError(f"unknown setting(s): {', '.join(hints)} (see --help for the list)")
     hints = typing.get_type_hints(cls)
     current = dataclasses.asdict(base) if base is not None else {}
     merged = {**current, **{k: _coerce(k, hints[k], v) for k, v in values.items()}}
@@ -110,7 +115,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"config file {where}: not valid YAML: {what}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of setting: value")
     return {k.replace("-", "_"): v for k, v in data.items()}
@@ -339,7 +347,7 @@ class TrainConfig:
         if self.beta < 0 or self.learning_rate <= 0 or self.critic_learning_rate <= 0:
             raise ConfigError("beta must be >= 0, learning rates > 0")
         if not self.rewards:
-            raise ConfigError("at least one reward term is needed (e.g. --reward task=1)")
+            raise ConfigError("at least one reward term is needed (e.g. --rewards task=1)")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r} (known: {', '.join(SAMPLERS)})")
         if self.vllm_server_url and self.sampler != "vllm-server":

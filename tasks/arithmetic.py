@@ -22,6 +22,8 @@ Options (``arithmetic:key=value,...``):
 
 from __future__ import annotations
 
+import difflib
+
 import random
 
 from reasoner.tasks import Example, Task, TaskError, parse_options
@@ -126,9 +128,13 @@ _INT_OPTIONS = ("min_value", "max_value", "size", "test_size", "seed")
 def load(arg: str | None = None, split: str = "train") -> Task:
     """Seeded arithmetic problems (numbers and word problems), exact answers; the default task."""
     options: dict = parse_options(arg)
-    unknown = set(options) - set(_INT_OPTIONS) - {"ops", "style", "instruction"}
+    valid = sorted({*_INT_OPTIONS, "ops", "style", "instruction"})
+    unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise TaskError(f"arithmetic: unknown options {sorted(unknown)}")
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise TaskError(f"arithmetic: unknown option(s) {', '.join(map(repr, unknown))}{hint}; "
+                        f"valid options: {', '.join(valid)}")
     for key in _INT_OPTIONS:
         if key in options:
             try:

@@ -6,7 +6,7 @@ Fields: the prompt from ``prompt`` (a string or a list of chat messages), ``ques
 
 Malformed rows (not JSON, not an object, no prompt or no reference) are skipped with one
 warning that counts them and names the first line; ``strict=True`` makes the first one an
-error instead. A file with no usable row is always an error.
+error instead. A file with no usable row, or two rows with the same ``id``, is always an error.
 """
 
 from __future__ import annotations
@@ -52,14 +52,19 @@ def from_rows(name: str, rows: Iterable[tuple[int, dict]], where: str, convert: 
               strict: bool = False, split: str | None = None) -> Task:
     """Turn ``(line, row)`` pairs into examples with ``convert``; a row it rejects with TaskError is
     skipped with one warning, or with ``strict`` an error naming ``where:line``."""
-    examples, skipped = [], []
+    examples, skipped, seen = [], [], {}
     for lineno, row in rows:
         try:
-            examples.append(convert(lineno, row))
+            example = convert(lineno, row)
         except TaskError as exc:
             if strict:
                 raise TaskError(f"{where}:{lineno}: {exc}") from None
             skipped.append((lineno, str(exc)))
+            continue
+        if example.id in seen:  # samples, evaluations and --resume key problems by id
+            raise TaskError(f"{where}:{lineno}: duplicate id {example.id!r} (first at line {seen[example.id]})")
+        seen[example.id] = lineno
+        examples.append(example)
     if skipped:
         log.warning("%s: skipped %d row(s) without the needed fields, first at line %d (%s)",
                     where, len(skipped), skipped[0][0], skipped[0][1])

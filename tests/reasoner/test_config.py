@@ -39,11 +39,28 @@ def test_bad_values_are_one_line_errors(values, message):
 
 
 def test_bad_yaml(tmp_path):
-    (tmp_path / "a.yaml").write_text("steps: [1\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    (tmp_path / "a.yaml").write_text("steps: 3\nbeta: 0.04\ngroup_size: [1\n")
+    with pytest.raises(ConfigError, match=r"a.yaml:4:1: not valid YAML"):
         load_yaml(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("steps: 3\n  beta: 0.04\n")  # indentation slip on line 2
+    with pytest.raises(ConfigError, match=r"c.yaml:2:\d+: not valid YAML: mapping values are not allowed"):
+        load_yaml(tmp_path / "c.yaml")
     (tmp_path / "b.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="must hold a mapping"):
         load_yaml(tmp_path / "b.yaml")
     with pytest.raises(ConfigError, match="not found"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+def test_unknown_settings_suggest_the_closest_name():
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\): group_sise \(did you mean group_size\?\), zzz "):
+        from_dict(TrainConfig, {"group_sise": 8, "zzz": 1})
+
+
+def test_unknown_command_line_option_suggests_the_closest():
+    from click.testing import CliRunner
+
+    from reasoner.cli import main
+
+    r = CliRunner().invoke(main, ["train", "--group-sise", "8"])
+    assert r.exit_code == 2 and "Did you mean" in r.output and "'--group-size'" in r.output

@@ -41,7 +41,7 @@ def test_arithmetic_splits_are_disjoint():
 
 @pytest.mark.parametrize("spec, message", [
     ("arithmetic:ops=^", "ops"), ("arithmetic:style=poem", "style"), ("arithmetic:max_value=x", "integer"),
-    ("arithmetic:max_value=3,test_size=200", "distinct problems"), ("arithmetic:colour=red", "unknown options"),
+    ("arithmetic:max_value=3,test_size=200", "distinct problems"), ("arithmetic:colour=red", "unknown option"),
     ("nosuchtask", "unknown task 'nosuchtask' (known: aime24, amc23, arithmetic"), ("gsm8k:/no/such.jsonl", "not found"),
     ("jsonl:/no/such/file.jsonl", "not found"),
 ])
@@ -86,3 +86,28 @@ def test_jsonl_with_no_usable_row_is_an_error(tmp_path):
     path = write_jsonl(tmp_path / "p.jsonl", ["garbage", {"q": 1}])
     with pytest.raises(TaskError, match="no usable rows"):
         tasks.load(f"jsonl:{path}")
+
+
+def test_jsonl_duplicate_ids_are_one_line_error(tmp_path, tiny_model):
+    from click.testing import CliRunner
+
+    from reasoner.cli import main
+
+    rows = [{"id": "a", "question": "1+1?", "answer": "2"}, {"id": "b", "question": "2+2?", "answer": "4"},
+            {"id": "a", "question": "3+3?", "answer": "6"}]
+    path = write_jsonl(tmp_path / "dup.jsonl", rows)
+    with pytest.raises(TaskError, match=r"dup.jsonl:3: duplicate id 'a' \(first at line 1\)"):
+        tasks.load(f"jsonl:{path}")
+    r = CliRunner().invoke(main, ["train", "--model", str(tiny_model), "--task", f"jsonl:{path}", "--sampler", "hf",
+                                  "--steps", "1", "--output", str(tmp_path / "run"), "--quiet"])
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    assert "duplicate id 'a'" in r.output and r.output.strip().count("\n") == 0
+    # rows without ids get distinct ones from their line numbers
+    plain = write_jsonl(tmp_path / "plain.jsonl", [{"question": "q", "answer": "1"}, {"question": "q", "answer": "1"}])
+    assert [e.id for e in tasks.load(f"jsonl:{plain}").examples] == ["line-1", "line-2"]
+
+
+def test_unknown_arithmetic_option_lists_the_valid_ones():
+    with pytest.raises(TaskError, match=r"unknown option\(s\) 'max_vlaue' \(did you mean 'max_value'\?\); "
+                                        r"valid options: .*min_value.*ops.*style"):
+        tasks.load("arithmetic:max_vlaue=9")
