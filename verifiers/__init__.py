@@ -115,6 +115,23 @@ def available() -> dict[str, str]:
     return out
 
 
+def _check_options(name: str, cls: Any, options: Mapping[str, Any]) -> None:
+    """Options the verifier does not take are a one-line error that lists those it does."""
+    import inspect
+
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [p for p, v in params.items() if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise VerifierError(f"verifier {name!r} has no option {', '.join(unknown)} "
+                            f"(its options: {', '.join(accepted) or 'none'})")
+
+
 def get(name: str, **options: Any) -> Verifier:
     """Instantiate the verifier registered under ``name`` with keyword ``options``."""
     eps = _entry_points()
@@ -124,6 +141,10 @@ def get(name: str, **options: Any) -> Verifier:
                             f"entry-point group {ENTRY_POINT_GROUP!r}")
     try:
         cls = eps[name].load()
+    except Exception as exc:
+        raise VerifierError(f"verifier {name!r} failed to load: {type(exc).__name__}: {exc}") from exc
+    _check_options(name, cls, options)
+    try:
         verifier = cls(**options)
     except Exception as exc:
         raise VerifierError(f"verifier {name!r} failed to load: {type(exc).__name__}: {exc}") from exc

@@ -14,38 +14,44 @@ BATCH = 256  # rows judged per verify_batch call
 
 @click.command()
 @click.argument("target")
-@click.option("-r", "--reference", help="Reference answer (one-pair mode).")
-@click.option("-a", "--answer", help="Answer to judge, as written (one-pair mode; no extraction).")
+@click.option("-r", "--reference", help="Reference (one-pair mode): text, JSON ({...} or [...]) or @FILE.")
+@click.option("-a", "--answer", help="Answer to judge, as written (no extraction; an outer \\boxed{...} is unwrapped).")
+@click.option("-c", "--completion", help="A whole model reply to judge: the verifier extracts the answer as in training.")
+@click.option("-O", "--option", "extra", multiple=True, metavar="KEY=VALUE",
+              help="An option of the verifier (repeatable; numbers and true/false are read as such, the rest as text).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where FILE mode writes verdicts  [default: FILE.verdicts.jsonl]")
-@click.option("--strategies", help="Answer extraction for completions, e.g. 'boxed' or 'boxed,hash,answer_is,last_number'.")
-@click.option("--rel-tol", type=float, default=1e-6, show_default=True,
-              help="Relative tolerance where a decimal is involved: |a - r| <= rel_tol * |r| (0: exact).")
-@click.option("--timeout", type=float, default=3.0, show_default=True, help="Seconds per check before a 'timeout' verdict.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Check processes (0: check in this process).")
-def verify(target, reference, answer, output, strategies, rel_tol, timeout, workers):
-    """Judge math answers: one pair (TARGET is the verifier, `math`) or a JSONL FILE of them.
+@click.option("--strategies", help="math: answer extraction for completions, e.g. 'boxed' or 'boxed,hash,answer_is,last_number'.")
+@click.option("--rel-tol", type=float, help="math: relative tolerance where a decimal is involved  [default: 1e-6]")
+@click.option("--timeout", type=float, help="Seconds per check before a 'timeout' verdict  [default: the verifier's]")
+@click.option("--workers", type=int, help="Check processes or sandbox slots (0: in this process)  [default: the verifier's]")
+def verify(target, reference, answer, completion, extra, output, strategies, rel_tol, timeout, workers):
+    """Judge answers with a verifier: one pair (TARGET is the verifier's name) or a JSONL FILE (math).
 
     \b
-    One pair; exit status 0 when the answer is correct, 1 when it is not:
+    One pair; exit status 0 when the verdict is a pass, 1 when it is not:
       reasoner verify math --reference '\\frac12' --answer '0.5'
       reasoner verify math -r '[2,5)' -a '2 \\le x < 5'
+      reasoner verify math -r 42 -c 'So the total is \\boxed{42}.'
+      reasoner verify format -c '<think>...</think> 42' -O mode=think
+      reasoner verify code -r '{"tests": ["assert add(1, 2) == 3"]}' -c $'```python\\ndef add(a, b): return a + b\\n```'
     \b
     Many: each line of FILE is a JSON object with "reference" and either "completion" (a model
     reply; the answer is extracted) or "answer" (taken as written); optional "id", "extract" (the
     extraction strategies for that row) and "equivalent" (a true/false label: the summary then
     reports agreement and false positives):
-      reasoner verify tests/data/math_pairs.jsonl -o /tmp/verdicts.jsonl
+      reasoner verify tests/verifiers/data/math_pairs.jsonl -o /tmp/verdicts.jsonl
     """
     from reasoner import verifiers
 
-    options = {"rel_tol": rel_tol, "timeout": timeout, "workers": workers}
-    if strategies:
-        options["strategies"] = strategies
+    options = {k: v for k, v in (("strategies", strategies), ("rel_tol", rel_tol), ("timeout", timeout),
+                                 ("workers", workers)) if v is not None}
+    options.update(_parse_options(extra))
     path = Path(target)
     if path.suffix == ".jsonl" or path.is_file():
-        if reference is not None or answer is not None:
-            raise click.ClickException("--reference/--answer are for one pair; FILE mode reads them from the file")
+        if reference is not None or answer is not None or completion is not None:
+            raise click.ClickException("--reference/--answer/--completion are for one pair; FILE mode reads them "
+                                       "from the file")
         if not path.is_file():
             raise click.ClickException(f"no such file: {path}")
         verifier = _load(verifiers, "math", options)
@@ -54,18 +60,76 @@ def verify(target, reference, answer, output, strategies, rel_tol, timeout, work
         finally:
             verifier.close()
         return
-    if reference is None or answer is None:
-        raise click.ClickException(f"give --reference and --answer to check one pair with {target!r}, "
+    if (answer is None) == (completion is None):
+        raise click.ClickException(f"give --answer or --completion (one of them) to judge with {target!r}, "
                                    f"or a .jsonl FILE (e.g. reasoner verify {target} -r '\\frac12' -a 0.5)")
     verifier = _load(verifiers, target, options)
     try:
-        if not hasattr(verifier, "check"):
-            raise click.ClickException(f"verifier {target!r} cannot compare an answer with a reference")
-        verdict = verifier.check(answer, reference)
+        ref = _reference(reference)
+        if answer is not None and hasattr(verifier, "check"):
+            if ref is None:
+                raise click.ClickException(f"--answer needs --reference to compare with ({target!r} checks pairs)")
+            verdict = verifier.check(_unbox(answer), ref)
+        else:  # a whole reply, or a verifier that only judges replies: judge it as in training
+            example = SimpleNamespace(id="cli", reference=ref, meta={}, prompt="", verifier=target)
+            verdict = verifiers.safe_verify(verifier, completion if completion is not None else answer, example)
     finally:
         verifier.close()
+    if verdict is None:
+        raise click.ClickException(f"verifier {target!r} does not apply to this example (it returned no verdict)")
     click.echo(_line(verdict))
     raise SystemExit(0 if verdict.ok else 1)
+
+
+def _parse_options(items) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="-O/--option")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            parsed = value
+        # numbers and booleans are read as such; anything else (a regex, "A: 1") stays the text given
+        out[key.strip()] = parsed if isinstance(parsed, (bool, int, float)) else value
+    return out
+
+
+def _reference(text: str | None):
+    if text is None:
+        return None
+    if text.startswith("@"):
+        path = Path(text[1:])
+        if not path.is_file():
+            raise click.ClickException(f"--reference {text}: no such file")
+        text = path.read_text()
+    stripped = text.strip()
+    if stripped[:1] in "{[" and stripped[-1:] in "}]":
+        try:
+            value = json.loads(stripped)
+        except json.JSONDecodeError:
+            return text  # an interval such as [2,5) is a math reference, not JSON
+        if isinstance(value, dict):
+            return value
+    return text
+
+
+def _unbox(answer: str) -> str:
+    """``\\boxed{x}`` -> ``x`` when one box is the whole answer (how answers are often copied)."""
+    stripped = answer.strip().strip("$").strip()
+    for head in ("\\boxed{", "\\fbox{"):
+        if stripped.startswith(head) and stripped.endswith("}"):
+            depth, body = 0, stripped[len(head):-1]
+            for i, ch in enumerate(body):
+                if ch in "{}" and (i == 0 or body[i - 1] != "\\"):
+                    depth += 1 if ch == "{" else -1
+                    if depth < 0:  # the box closes before the end: \boxed{1} + \boxed{2}
+                        return answer
+            return body if depth == 0 else answer
+    return answer
 
 
 def _load(verifiers, name: str, options: dict):
