@@ -40,8 +40,8 @@ _set_by_us: set[str] = set()
 
 def configure_output(verbose: int) -> None:
     """Log levels and warning filters for ``verbose`` (-v count); safe to call again with a new count."""
-    logging.basicConfig(level=max(logging.WARNING - 10 * verbose, logging.DEBUG),
-                        format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")  # a handler, unless one is there
+    logging.getLogger().setLevel(max(logging.WARNING - 10 * verbose, logging.DEBUG))
     warnings.resetwarnings()
     for key, value in QUIET_ENV.items():
         if verbose == 0 and key not in os.environ:
