@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from reasoner import models
-from reasoner.batch import pack, score
+from reasoner.batch import completion_logprobs, pack
 from reasoner.cli import main
 from reasoner.config import TrainConfig
 from reasoner.loss import grpo_loss
@@ -37,7 +37,7 @@ def max_gap(model, tokenizer, prompts, groups, temperature):
     mb = pack(flat_p, [c.token_ids for c in flat_c], tokenizer.pad_token_id,
               logprobs=[c.logprobs for c in flat_c])
     with torch.no_grad():
-        logp, _ = score(model, mb, temperature)
+        logp = completion_logprobs(model, mb, temperature)
     return ((logp - mb.sampler_logprobs).abs() * mb.completion_mask).max().item()
 
 
@@ -46,9 +46,9 @@ def one_grpo_step(policy, tokenizer, prompts, groups, temperature: float = 0.8) 
     flat = [c for g in groups for c in g]
     mb = pack([p for p, g in zip(prompts, groups) for _ in g], [c.token_ids for c in flat], tokenizer.pad_token_id)
     opt = torch.optim.SGD(policy.parameters(), lr=0.5)
-    logp, _ = score(policy, mb, temperature)
+    logp = completion_logprobs(policy, mb, temperature)
     adv = torch.linspace(-1.5, 1.5, len(flat))
-    grpo_loss(logp, logp.detach(), adv, mb.completion_mask).loss.backward()
+    grpo_loss(logp=logp, old_logp=logp.detach(), advantages=adv, mask=mb.completion_mask).loss.backward()
     opt.step()
 
 
