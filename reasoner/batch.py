@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 
 from reasoner.loss import token_logprobs
-from reasoner.rollout import Completion
+from reasoner.samplers import Completion
 
 
 @dataclass

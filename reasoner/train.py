@@ -40,7 +40,7 @@ from reasoner.config import ConfigError, TrainConfig, dump_yaml
 from reasoner.evaluate import evaluate
 from reasoner.batch import StepBatch
 from reasoner.rewards import TASK, Rewarder, Scored
-from reasoner.rollout import Completion, SamplingParams
+from reasoner.samplers import Completion, SamplingParams
 from reasoner.run import Run, save, setup
 
 log = logging.getLogger(__name__)

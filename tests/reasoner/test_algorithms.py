@@ -12,7 +12,7 @@ from reasoner.cli import main
 from reasoner.config import PRESETS, TrainConfig, resolve_settings
 from reasoner.kl import KLController
 from reasoner.batch import StepBatch, minibatch_plan
-from reasoner.rollout import Completion
+from reasoner.samplers import Completion
 from reasoner.train import overlong_penalty, train
 from tests.conftest import write_jsonl
 

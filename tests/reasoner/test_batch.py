@@ -7,7 +7,8 @@ import torch
 from reasoner import models
 from reasoner.batch import StepBatch, completion_logprobs, minibatch_plan, pack
 from reasoner.prompts import encode_prompts
-from reasoner.rollout import Completion, HFSampler, SamplingParams
+from reasoner.samplers import Completion, SamplingParams
+from reasoner.samplers.hf import HFSampler
 
 
 def test_pack_layout():
