@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 
 def sample_throughput(sampler, prompts, group, max_new_tokens):
-    from reasoner.rollout import SamplingParams
+    from reasoner.samplers import SamplingParams
 
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=1.0)
     rows = []
@@ -77,9 +77,9 @@ def main() -> None:
     from reasoner import tasks
     from reasoner import models
     from reasoner.prompts import encode_prompts
-    from reasoner.rollout import HFSampler
-    from reasoner.vllm_sampler import VLLMSampler
-    from reasoner.vllm_server import VLLMServerSampler
+    from reasoner.samplers.hf import HFSampler
+    from reasoner.samplers.vllm import VLLMSampler
+    from reasoner.samplers.vllm_server import VLLMServerSampler
 
     path = models.resolve("smollm2-135m")
     tokenizer = models.load_tokenizer(path)

@@ -16,6 +16,9 @@ PPO (Schulman et al. 2017) with GAE (Schulman et al. 2016, https://arxiv.org/abs
     delta_t = r_t + gamma * V_{t+1} - V_t          (V after the last token is 0)
     A_t     = delta_t + gamma * lam * A_{t+1}
     R_t     = A_t + V_t                            (the value target, "returns")
+
+PPO whitens the advantages over the batch's tokens: ``(A - mean) / (std + eps)`` (``mean_std``
+and ``whiten``; the same ``mean_std`` gives GRPO's batch std when several processes share a batch).
 """
 
 from __future__ import annotations
@@ -66,17 +69,26 @@ def gae(
     return advantages, (advantages + values) * mask
 
 
+def mean_std(
+    values: torch.Tensor,  # any shape: every entry counts
+    all_sum=None,  # adds a number over every process (``Dist.sum``); None: this process only
+    unbiased: bool = False,  # Bessel's correction (n - 1)
+) -> tuple[float, float]:
+    """Mean and standard deviation of ``values`` over every process's shard, from float64 sums:
+    ``mean = S1 / n``, ``var = (S2 - n * mean^2) / (n - ddof)``."""
+    add = all_sum or (lambda x: x)
+    v = values.detach().double()
+    n = add(v.numel())
+    mean = add(v.sum().item()) / n
+    var = (add((v * v).sum().item()) - n * mean * mean) / max(n - (1 if unbiased else 0), 1)
+    return mean, max(var, 0.0) ** 0.5
+
+
 def whiten(
     values: torch.Tensor,  # (B, T)
     mask: torch.Tensor,  # (B, T)
-    shift_mean: bool = True,
+    mean: float,
+    std: float,  # of the masked entries (``mean_std``, possibly over several micro-batches and processes)
     eps: float = 1e-8,
-) -> torch.Tensor:  # (B, T) zero mean, unit variance over masked entries; 0 on padding
-    mask = mask.to(values.dtype)
-    n = mask.sum().clamp(min=1)
-    mean = (values * mask).sum() / n
-    var = (((values - mean) * mask) ** 2).sum() / n
-    out = (values - mean) * torch.rsqrt(var + eps)
-    if not shift_mean:
-        out = out + mean
-    return out * mask
+) -> torch.Tensor:  # (B, T) (values - mean) / (std + eps); 0 on padding
+    return (values - mean) / (std + eps) * mask

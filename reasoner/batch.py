@@ -1,4 +1,5 @@
-"""Pack prompts and completions into padded tensors and score them with a causal LM.
+"""The learner's batches: a rollout flattened to sequences, split into minibatches and packed
+into padded micro-batches that carry every per-sequence tensor of the update.
 
 Layout of one micro-batch (prompts left-padded, completions right-padded), so every
 completion starts at the same column and the logits that predict it are the last
@@ -9,16 +10,23 @@ completion starts at the same column and the logits that predict it are the last
 
 Position ids count only real tokens (as ``generate`` and vLLM do), so a left-padded row
 scores exactly like the same row without padding.
+
+The update fills in the rest of a micro-batch as it goes: the old, reference and (PPO) value
+tensors from no-grad passes, then the advantages (and PPO's returns). Nothing about a
+micro-batch lives anywhere else.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
-from reasoner.loss import token_entropy, token_logprobs
+from reasoner.loss import token_logprobs
+from reasoner.samplers import Completion
 
 
 @dataclass
@@ -31,15 +39,62 @@ class MicroBatch:
     completion_mask: torch.Tensor  # (b, T)
     sampler_logprobs: torch.Tensor  # (b, T) log-probs the sampler reported (0 where unknown or padding)
     loss_mask: torch.Tensor | None = None  # (b, T) tokens that count in the loss; None: completion_mask
+    # filled in by the update
+    old_logprobs: torch.Tensor | None = None  # (b, T) log pi_old: the ratio's denominator
+    ref_logprobs: torch.Tensor | None = None  # (b, T) log pi_ref (when beta > 0)
+    tis_weights: torch.Tensor | None = None  # (b, T) truncated importance weights (tis_cap > 0)
+    advantages: torch.Tensor | None = None  # (b,) per sequence (GRPO) or (b, T) per token (PPO)
+    old_values: torch.Tensor | None = None  # (b, T) PPO: the critic's V(s_t) before the update
+    returns: torch.Tensor | None = None  # (b, T) PPO: the value targets of GAE
 
     def __post_init__(self):
         if self.loss_mask is None:
             self.loss_mask = self.completion_mask
 
     def to(self, device) -> "MicroBatch":
-        return MicroBatch(*(t.to(device) for t in (self.index, self.input_ids, self.attention_mask, self.position_ids,
-                                                    self.completion_ids, self.completion_mask, self.sampler_logprobs,
-                                                    self.loss_mask)))
+        return MicroBatch(**{f.name: None if (t := getattr(self, f.name)) is None else t.to(device)
+                             for f in dataclasses.fields(self)})
+
+
+@dataclass
+class StepBatch:
+    """The learner's view of one rollout, flattened to sequences (prompt-major, group members adjacent)."""
+
+    prompts: list[list[int]]  # (N,) prompt token ids per sequence
+    completions: list[Completion]  # (N,)
+    in_loss: list[bool]  # (N,) False leaves the whole sequence out of the loss (overlong masking)
+
+    def __len__(self) -> int:
+        return len(self.completions)
+
+    def micro_batches(self, plan: list[list[list[int]]], pad_id: int, device) -> list[list[MicroBatch]]:
+        """Pack every micro-batch of ``plan`` (``minibatch_plan``) onto the device; sequences left out of
+        the loss get loss mask 0. Returns ``[minibatch][micro-batch]``."""
+        out = []
+        for minibatch in plan:
+            packed = []
+            for idx in minibatch:
+                idx = sorted(idx, key=lambda i: len(self.prompts[i]) + len(self.completions[i].token_ids))
+                mb = pack([self.prompts[i] for i in idx], [self.completions[i].token_ids for i in idx], pad_id, idx,
+                          [self.completions[i].logprobs for i in idx])
+                keep = torch.tensor([self.in_loss[i] for i in idx], dtype=mb.completion_mask.dtype)
+                mb.loss_mask = mb.completion_mask * keep.unsqueeze(-1)
+                packed.append(mb.to(device))
+            out.append(packed)
+        return out
+
+
+def minibatch_plan(n: int, minibatches: int, micro_batch_size: int, seed: str) -> list[list[list[int]]]:
+    """Split sequence indices into ``minibatches`` random minibatches, each into micro-batches of
+    ``micro_batch_size``. Returns ``[minibatch][micro-batch] -> indices``."""
+    order = list(range(n))
+    if minibatches > 1:
+        random.Random(seed).shuffle(order)
+    plan = []
+    for m in range(minibatches):
+        members = order[m * n // minibatches:(m + 1) * n // minibatches]
+        plan.append([members[i:i + micro_batch_size] for i in range(0, len(members), micro_batch_size)])
+    return plan
 
 
 def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int,
@@ -64,15 +119,6 @@ def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
                       sampler_logprobs)
 
 
-def micro_batches(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], size: int,
-                  pad_id: int, logprobs: Sequence[Sequence[float]] | None = None) -> list[MicroBatch]:
-    """Split a batch into micro-batches of similar total length (less padding, same math)."""
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(completions[i]))
-    chunks = [order[i:i + size] for i in range(0, len(order), size)]
-    return [pack([prompts[i] for i in c], [completions[i] for i in c], pad_id, c,
-                 None if logprobs is None else [logprobs[i] for i in c]) for c in chunks]
-
-
 def completion_logits(model, mb: MicroBatch) -> torch.Tensor:  # (b, T, V)
     width_c = mb.completion_ids.shape[1]
     out = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, position_ids=mb.position_ids,
@@ -80,12 +126,6 @@ def completion_logits(model, mb: MicroBatch) -> torch.Tensor:  # (b, T, V)
     return out.logits[:, :-1]
 
 
-def score(model, mb: MicroBatch, temperature: float, entropy: bool = False, entropy_grad: bool = False):
-    """Log-probs of the completion tokens (b, T) and, if asked, per-token entropy (b, T);
-    the entropy carries gradients only with ``entropy_grad`` (an entropy bonus)."""
-    logits = completion_logits(model, mb)
-    logp = token_logprobs(logits, mb.completion_ids, temperature)
-    ent = None
-    if entropy or entropy_grad:
-        ent = token_entropy(logits if entropy_grad else logits.detach(), temperature)
-    return logp, ent
+def completion_logprobs(model, mb: MicroBatch, temperature: float) -> torch.Tensor:  # (b, T)
+    """``model``'s log-probs of the completion tokens at ``temperature`` (a graph unless under no_grad)."""
+    return token_logprobs(completion_logits(model, mb), mb.completion_ids, temperature)

@@ -75,9 +75,6 @@ class Dist:
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
         return t.item()
 
-    def mean(self, value: float) -> float:
-        return self.sum(value) / self.world
-
     def gather(self, obj: Any) -> list[Any]:
         """Every process's ``obj``, in rank order (on every process)."""
         if self.acc is None:

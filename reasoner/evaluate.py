@@ -31,7 +31,7 @@ from reasoner.config import ConfigError
 from reasoner.eval_config import EvalConfig
 from reasoner.prompts import encode_prompts
 from reasoner.rewards import TASK, Rewarder
-from reasoner.rollout import Sampler, SamplingParams
+from reasoner.samplers import Sampler, SamplingParams, make_sampler
 from reasoner.tasks import sources
 
 log = logging.getLogger(__name__)
@@ -112,32 +112,6 @@ def _templated(ex: tasks.Example, template: str, spec: str) -> tasks.Example:
     return tasks.Example(ex.id, template.replace("{question}", question), ex.reference, ex.verifier, ex.meta)
 
 
-def make_sampler(cfg: EvalConfig, model_dir: str, tokenizer, max_len: int):
-    """The generation engine of the settings: vLLM, or transformers ``generate``; returns (name, sampler)."""
-    import torch
-
-    from reasoner import models
-    from reasoner.rollout import HFSampler
-    from reasoner.vllm_sampler import VLLMSampler, vllm_available
-
-    name = cfg.sampler if cfg.sampler != "auto" else ("vllm" if vllm_available() else "hf")
-    if name == "vllm-server":
-        from reasoner.vllm_server import VLLMServerSampler
-
-        log_path = Path(cfg.output) / "vllm-server.log" if cfg.output else None
-        if log_path is not None:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-        return name, VLLMServerSampler(model_dir, tokenizer, dtype=cfg.dtype, seed=cfg.seed, max_model_len=max_len,
-                                       gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-                                       kv_cache_gib=cfg.vllm_kv_cache_gib, log_path=log_path)
-    if name == "vllm":
-        return name, VLLMSampler(model_dir, tokenizer, dtype=cfg.dtype, seed=cfg.seed, max_model_len=max_len,
-                                 gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-                                 kv_cache_gib=cfg.vllm_kv_cache_gib)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return name, HFSampler(models.load_model(model_dir, cfg.dtype, device).eval(), tokenizer)
-
-
 def run(cfg: EvalConfig, show_progress: bool = True) -> dict:
     """``reasoner eval``: generate, score, report; returns the summary (also written to --output)."""
     import torch
@@ -159,7 +133,10 @@ def run(cfg: EvalConfig, show_progress: bool = True) -> dict:
     prompt_ids = [encode_prompts(tokenizer, [ex.prompt for ex in examples], cfg.system_prompt) for _, examples in loaded]
     longest = max(len(p) for ids in prompt_ids for p in ids)
     torch.manual_seed(cfg.seed)
-    sampler_name, sampler = make_sampler(cfg, model_dir, tokenizer, longest + cfg.max_tokens)
+    sampler = make_sampler(cfg.sampler, model_dir, tokenizer, dtype=cfg.dtype, seed=cfg.seed,
+                           max_model_len=longest + cfg.max_tokens, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                           kv_cache_gib=cfg.vllm_kv_cache_gib,
+                           log_path=Path(cfg.output) / "vllm-server.log" if cfg.output else None)
     params = SamplingParams(max_new_tokens=cfg.max_tokens, temperature=cfg.temperature,
                             top_p=cfg.top_p if cfg.temperature > 0 else 1.0)
     results: dict[str, dict] = {}
@@ -173,7 +150,7 @@ def run(cfg: EvalConfig, show_progress: bool = True) -> dict:
         sampler.close()
         judge.close()
     summary = {
-        "model": cfg.model, "model_dir": model_dir, "sampler": sampler_name,
+        "model": cfg.model, "model_dir": model_dir, "sampler": sampler.name,
         "tasks": {label: r["metrics"] for label, r in results.items()},
         "wall_seconds": round(time.perf_counter() - wall, 2), "settings": asdict(cfg),
     }

@@ -71,10 +71,6 @@ def kl_estimate(
     raise ValueError(f"unknown KL estimator {estimator!r} (known: {', '.join(KL_ESTIMATORS)})")
 
 
-def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:  # (B, T), >= 0
-    return kl_estimate(logp, ref_logp, "k3")
-
-
 class Surrogate(NamedTuple):
     loss: torch.Tensor  # (B, T) per-token clipped surrogate loss
     low_clipped: torch.Tensor  # (B, T) bool: ratio < 1 - eps_low with A < 0 (no gradient)
@@ -128,16 +124,9 @@ def aggregate(
     raise ValueError(f"unknown loss aggregation {mode!r} (known: {', '.join(AGGREGATIONS)})")
 
 
-def seq_mean_token_mean(
-    values: torch.Tensor,  # (B, T)
-    mask: torch.Tensor,  # (B, T)
-    num_sequences: int | None = None,
-) -> torch.Tensor:  # ()
-    return aggregate(values, mask, "seq-mean-token-mean", num_sequences)
-
-
 class PolicyLossOutput(NamedTuple):
-    loss: torch.Tensor  # () what to backpropagate
+    loss: torch.Tensor  # () what to backpropagate: this micro-batch's share of the objective, x world_size
+    total: torch.Tensor  # () the same share of the objective, not scaled (what the logs show), detached
     policy_loss: torch.Tensor  # () the surrogate part
     kl: torch.Tensor  # () token-mean KL estimate to the reference (0 when beta == 0)
     clip_low: torch.Tensor  # () fraction of tokens clipped below
@@ -145,22 +134,23 @@ class PolicyLossOutput(NamedTuple):
     clip_dual: torch.Tensor  # () fraction of tokens bounded by the dual clip
 
 
-def policy_loss(
-    logp: torch.Tensor,  # (B, T) log pi_theta of completion tokens (requires grad)
-    old_logp: torch.Tensor,  # (B, T) log pi_old
-    advantages: torch.Tensor,  # (B,) per sequence or (B, T) per token
-    mask: torch.Tensor,  # (B, T) completion-token mask (0 also for tokens left out of the loss)
-    clip_low: float = 0.2,
-    clip_high: float | None = None,
-    dual_clip: float = 0.0,
-    beta: float = 0.0,
-    ref_logp: torch.Tensor | None = None,  # (B, T) log pi_ref; required when beta > 0
-    kl_estimator: str = "k3",
-    agg: str = "seq-mean-token-mean",
-    num_sequences: int | None = None,
-    num_tokens: int | None = None,
-    max_tokens: int | None = None,
-    is_weights: torch.Tensor | None = None,  # (B, T) importance weights on the surrogate (TIS)
+def _policy_objective(
+    reduce,  # (B, T) -> () the variant's aggregation over tokens and sequences
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_low: float,
+    clip_high: float | None,
+    dual_clip: float,
+    beta: float,
+    ref_logp: torch.Tensor | None,
+    kl_estimator: str,
+    is_weights: torch.Tensor | None,
+    entropy: torch.Tensor | None,
+    entropy_coef: float,
+    num_tokens: int | None,
+    world_size: int,
 ) -> PolicyLossOutput:
     surrogate = clipped_surrogate(logp, old_logp, advantages, clip_low, clip_high, dual_clip)
     pg = surrogate.loss
@@ -174,34 +164,71 @@ def policy_loss(
         per_token = pg + beta * kl
     else:
         kl = torch.zeros_like(pg)
-    loss = aggregate(per_token, mask, agg, num_sequences, num_tokens, max_tokens)
+    loss = reduce(per_token)
+    if entropy_coef > 0:  # the bonus is a token mean whatever the variant's aggregation
+        if entropy is None:
+            raise ValueError("entropy_coef > 0 needs entropy")
+        loss = loss - entropy_coef * aggregate(entropy, mask, "token-mean", num_tokens=num_tokens)
     with torch.no_grad():
         fmask = mask.float()
         n = fmask.sum().clamp(min=1)
-        return PolicyLossOutput(
-            loss=loss,
-            policy_loss=aggregate(pg.detach(), mask, agg, num_sequences, num_tokens, max_tokens),
+        stats = dict(
+            total=loss.detach(),
+            policy_loss=reduce(pg.detach()),
             kl=(kl.detach() * fmask).sum() / n,
             clip_low=(surrogate.low_clipped.float() * fmask).sum() / n,
             clip_high=(surrogate.high_clipped.float() * fmask).sum() / n,
             clip_dual=(surrogate.dual_clipped.float() * fmask).sum() / n,
         )
+    # DDP averages gradients over processes: x world_size makes them the gradient of the global objective
+    return PolicyLossOutput(loss=loss * world_size, **stats)
 
+
+# The policy-loss variants share one signature (keyword-only); each is the whole objective:
+#
+#   L = agg_variant(pg_t * w_t + beta * KL_t) - entropy_coef * token_mean(H_t)
+#
+# with pg_t the clipped surrogate, w_t the TIS weights (1 without), KL_t the per-token estimate.
+#   logp, old_logp, ref_logp, is_weights, entropy, mask: (B, T); advantages: (B,) or (B, T)
+#   num_sequences, num_tokens: sequences and loss tokens of the whole minibatch over every process
+#   (this call may see one micro-batch of it); max_tokens: the generation budget (Dr. GRPO)
 
 def grpo_loss(
-    logp: torch.Tensor,  # (B, T)
-    old_logp: torch.Tensor,  # (B, T)
-    advantages: torch.Tensor,  # (B,)
-    mask: torch.Tensor,  # (B, T)
-    clip_eps: float = 0.2,
-    beta: float = 0.0,
-    ref_logp: torch.Tensor | None = None,
-    num_sequences: int | None = None,
-    is_weights: torch.Tensor | None = None,
+    *, logp, old_logp, advantages, mask, clip_low=0.2, clip_high=None, dual_clip=0.0, beta=0.0, ref_logp=None,
+    kl_estimator="k3", is_weights=None, entropy=None, entropy_coef=0.0, num_sequences=None, num_tokens=None,
+    max_tokens=None, world_size=1,
 ) -> PolicyLossOutput:
-    """The DeepSeekMath GRPO loss: symmetric clip, k3 KL in the loss, seq-mean-token-mean."""
-    return policy_loss(logp, old_logp, advantages, mask, clip_eps, clip_eps, 0.0, beta, ref_logp, "k3",
-                       "seq-mean-token-mean", num_sequences, is_weights=is_weights)
+    """GRPO (DeepSeekMath eq. 3): seq-mean-token-mean, ``mean_i [ sum_t m x / sum_t m ]``."""
+    return _policy_objective(lambda x: aggregate(x, mask, "seq-mean-token-mean", num_sequences), logp, old_logp,
+                             advantages, mask, clip_low, clip_high, dual_clip, beta, ref_logp, kl_estimator,
+                             is_weights, entropy, entropy_coef, num_tokens, world_size)
+
+
+def dapo_loss(
+    *, logp, old_logp, advantages, mask, clip_low=0.2, clip_high=None, dual_clip=0.0, beta=0.0, ref_logp=None,
+    kl_estimator="k3", is_weights=None, entropy=None, entropy_coef=0.0, num_sequences=None, num_tokens=None,
+    max_tokens=None, world_size=1,
+) -> PolicyLossOutput:
+    """DAPO (Yu et al. 2025): token-mean, ``sum_i sum_t m x / sum_i sum_t m``: long completions weigh more."""
+    return _policy_objective(lambda x: aggregate(x, mask, "token-mean", num_tokens=num_tokens), logp, old_logp,
+                             advantages, mask, clip_low, clip_high, dual_clip, beta, ref_logp, kl_estimator,
+                             is_weights, entropy, entropy_coef, num_tokens, world_size)
+
+
+def dr_grpo_loss(
+    *, logp, old_logp, advantages, mask, clip_low=0.2, clip_high=None, dual_clip=0.0, beta=0.0, ref_logp=None,
+    kl_estimator="k3", is_weights=None, entropy=None, entropy_coef=0.0, num_sequences=None, num_tokens=None,
+    max_tokens=None, world_size=1,
+) -> PolicyLossOutput:
+    """Dr. GRPO (Liu et al. 2025): seq-mean-token-sum-norm, ``sum_i sum_t m x / (B * max_tokens)``: no length bias."""
+    return _policy_objective(lambda x: aggregate(x, mask, "seq-mean-token-sum-norm", num_sequences,
+                                                 max_tokens=max_tokens),
+                             logp, old_logp, advantages, mask, clip_low, clip_high, dual_clip, beta, ref_logp,
+                             kl_estimator, is_weights, entropy, entropy_coef, num_tokens, world_size)
+
+
+# ``loss_agg`` -> the variant
+POLICY_LOSSES = {"seq-mean-token-mean": grpo_loss, "token-mean": dapo_loss, "seq-mean-token-sum-norm": dr_grpo_loss}
 
 
 def value_loss(
@@ -223,3 +250,64 @@ def value_loss(
         per_token = 0.5 * loss1
         clipfrac = torch.zeros(())
     return aggregate(per_token, mask, "token-mean", num_tokens=num_tokens), clipfrac.detach()
+
+
+class PPOLossOutput(NamedTuple):
+    loss: torch.Tensor  # () what to backpropagate (x world_size)
+    total: torch.Tensor  # () the share of the whole objective, not scaled, detached
+    policy: PolicyLossOutput  # the policy part (computed with world_size 1 and no entropy bonus)
+    value_loss: torch.Tensor  # () the clipped value loss, detached
+    value_clip_frac: torch.Tensor  # () fraction of tokens where the clipped value term won
+
+
+def ppo_loss(
+    *, aggregation: str, logp, old_logp, advantages, mask, values, old_values, returns, vf_coef=0.5, value_clip=0.2,
+    clip_low=0.2, clip_high=None, dual_clip=0.0, beta=0.0, ref_logp=None, kl_estimator="k3", entropy=None,
+    entropy_coef=0.0, num_sequences=None, num_tokens=None, max_tokens=None, world_size=1,
+) -> PPOLossOutput:
+    """PPO's whole objective: ``L_policy(aggregation) + vf_coef * L_value - entropy_coef * token_mean(H)``;
+    ``values, old_values, returns`` are (B, T), the policy part takes the variant named by ``aggregation``."""
+    policy = POLICY_LOSSES[aggregation](
+        logp=logp, old_logp=old_logp, advantages=advantages, mask=mask, clip_low=clip_low, clip_high=clip_high,
+        dual_clip=dual_clip, beta=beta, ref_logp=ref_logp, kl_estimator=kl_estimator, num_sequences=num_sequences,
+        num_tokens=num_tokens, max_tokens=max_tokens)
+    vloss, vclip = value_loss(values, old_values, returns, mask, value_clip, num_tokens)
+    loss = policy.loss + vf_coef * vloss
+    if entropy_coef > 0:
+        if entropy is None:
+            raise ValueError("entropy_coef > 0 needs entropy")
+        loss = loss - entropy_coef * aggregate(entropy, mask, "token-mean", num_tokens=num_tokens)
+    return PPOLossOutput(loss * world_size, loss.detach(), policy, vloss.detach(), vclip)
+
+
+def truncated_is_weights(
+    old_logp: torch.Tensor,  # (B, T) log pi_old (the learner's)
+    sampler_logp: torch.Tensor,  # (B, T) log pi_sampler
+    cap: float,
+) -> torch.Tensor:  # (B, T) min(pi_old / pi_sampler, cap)
+    return torch.exp(old_logp - sampler_logp).clamp(max=cap)
+
+
+def approx_kl(
+    logp: torch.Tensor,  # (B, T)
+    old_logp: torch.Tensor,  # (B, T)
+    mask: torch.Tensor,  # (B, T)
+) -> float:
+    """Token-mean k3 estimate of KL(pi_old || pi_theta) on the sampled tokens (cleanrl's approx_kl)."""
+    log_ratio = (logp - old_logp).detach()
+    m = mask.float()
+    return (((torch.exp(log_ratio) - 1) - log_ratio) * m).sum().item() / max(m.sum().item(), 1.0)
+
+
+def sampler_mismatch(
+    learner_logp: torch.Tensor,  # (B, T) the learner's log-probs of the sampled tokens
+    sampler_logp: torch.Tensor,  # (B, T) the sampler's
+    mask: torch.Tensor,  # (B, T)
+) -> tuple[float, float, float]:
+    """(token-mean |log pi_learner - log pi_sampler|, token-mean k3 KL(sampler || learner), tokens)."""
+    m = mask.float()
+    n = m.sum().item()
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    delta = (learner_logp.detach() - sampler_logp) * m
+    return delta.abs().sum().item() / n, ((torch.exp(delta) - delta - 1) * m).sum().item() / n, n

@@ -22,12 +22,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reasoner.advantages import gae
-from reasoner.batch import MicroBatch, completion_logits
-from reasoner.learner import (Stats, StepBatch, approx_kl, build_micro_batches, effective_minibatches,
-                              minibatch_normalisers, minibatch_plan, mismatch, no_grad_logprobs, optimizer_step,
-                              record_surrogate, summarize)
-from reasoner.loss import aggregate, kl_estimate, policy_loss, token_entropy, token_logprobs, value_loss
+from reasoner.advantages import gae, mean_std, whiten
+from reasoner.batch import MicroBatch, StepBatch, completion_logits, completion_logprobs, minibatch_plan
+from reasoner.learner import Stats, minibatch_normalisers, optimizer_step
+from reasoner.loss import approx_kl, kl_estimate, ppo_loss, sampler_mismatch, token_entropy, token_logprobs
 
 
 class ValueHead(nn.Module):
@@ -83,49 +81,50 @@ def _forward(run, mb: MicroBatch):
 def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dict[str, float], torch.Tensor]:
     """One PPO update; ``rewards`` holds one outcome reward per sequence. Returns (stats, mean advantage per sequence)."""
     cfg, dist = run.cfg, run.dist
-    n_minibatches = effective_minibatches(cfg.minibatches, len(batch), dist)
-    plan = minibatch_plan(len(batch), n_minibatches, cfg.micro_batch_size, f"{cfg.seed}-{step}-{dist.rank}")
-    minibatches = build_micro_batches(batch, plan, run.sampler.pad_id, run.device)
-    micro = [mb for mbs in minibatches for mb in mbs]
     beta = run.kl.beta
     stats = Stats()
+    # minibatches every process can fill (each must run the same number of synchronised steps)
+    n_minibatches = int(dist.min(min(cfg.minibatches, max(len(batch), 1))))
+    plan = minibatch_plan(len(batch), n_minibatches, cfg.micro_batch_size, f"{cfg.seed}-{step}-{dist.rank}")
+    minibatches = batch.micro_batches(plan, run.sampler.pad_id, run.device)
+    micro = [mb for mbs in minibatches for mb in mbs]
 
     # 1. the no-grad pass
     with torch.no_grad():
-        ref = no_grad_logprobs(run.reference, micro, cfg.temperature) if run.reference is not None else {}
-        old, old_values = {}, {}
+        for mb in micro:
+            if run.reference is not None:
+                mb.ref_logprobs = completion_logprobs(run.reference, mb, cfg.temperature)
         for mb in micro:
             logits, values = _forward(run, mb)
-            old[id(mb)] = (token_logprobs(logits, mb.completion_ids, cfg.temperature)
-                           if cfg.old_logprobs == "learner" else mb.sampler_logprobs)
-            old_values[id(mb)] = values.float()
-            mismatch(token_logprobs(logits, mb.completion_ids, cfg.temperature), mb, stats)
+            learner = token_logprobs(logits, mb.completion_ids, cfg.temperature)
+            mb.old_logprobs = learner if cfg.old_logprobs == "learner" else mb.sampler_logprobs
+            mb.old_values = values.float()
+            abs_diff, sampler_kl, n = sampler_mismatch(learner, mb.sampler_logprobs, mb.completion_mask)
+            if n:
+                stats.add("logprobs/sampler_abs_diff", abs_diff, n)
+                stats.add("logprobs/sampler_kl", sampler_kl, n)
             stats.add("entropy", (token_entropy(logits, cfg.temperature) * mb.completion_mask).sum().item()
                       / max(mb.completion_mask.sum().item(), 1), mb.completion_mask.sum().item())
 
         # 2-3. per-token rewards, GAE, whitening (over the whole batch)
         outcome = rewards.flatten().to(run.device)
-        adv, ret = {}, {}
         for mb in micro:
             mask = mb.completion_mask.float()
             token_rewards = torch.zeros_like(mask)
             last = (mask.sum(-1) - 1).clamp(min=0).long()
             token_rewards[torch.arange(len(mb.index)), last] = outcome[mb.index]
             if beta > 0:
-                kl = kl_estimate(old[id(mb)], ref[id(mb)], cfg.kl_estimator) * mask
+                kl = kl_estimate(mb.old_logprobs, mb.ref_logprobs, cfg.kl_estimator) * mask
                 stats.add("kl/ref", kl.sum().item() / max(mask.sum().item(), 1), mask.sum().item())
                 if cfg.kl_mode == "reward":
                     token_rewards = token_rewards - beta * kl
-            adv[id(mb)], ret[id(mb)] = gae(token_rewards, old_values[id(mb)], mask, cfg.gamma, cfg.lam)
+            mb.advantages, mb.returns = gae(token_rewards, mb.old_values, mask, cfg.gamma, cfg.lam)
         if cfg.whiten_advantages:  # over the tokens of every process
-            flat_adv = torch.cat([adv[id(mb)][mb.completion_mask.bool()] for mb in micro]).double()
-            n = dist.sum(flat_adv.numel())
-            mean = dist.sum(flat_adv.sum().item()) / n
-            std = max(dist.sum((flat_adv ** 2).sum().item()) / n - mean * mean, 0.0) ** 0.5
+            mean, std = mean_std(torch.cat([mb.advantages[mb.completion_mask.bool()] for mb in micro]), dist.sum)
             for mb in micro:
-                adv[id(mb)] = (adv[id(mb)] - mean) / (std + 1e-8) * mb.completion_mask
-        returns_all = torch.cat([ret[id(mb)][mb.completion_mask.bool()] for mb in micro])
-        values_all = torch.cat([old_values[id(mb)][mb.completion_mask.bool()] for mb in micro])
+                mb.advantages = whiten(mb.advantages, mb.completion_mask, mean, std)
+        returns_all = torch.cat([mb.returns[mb.completion_mask.bool()] for mb in micro])
+        values_all = torch.cat([mb.old_values[mb.completion_mask.bool()] for mb in micro])
         var = returns_all.var(unbiased=False)
         stats.add("value/explained_variance", (1 - (returns_all - values_all).var(unbiased=False) / var).item()
                   if var > 0 else 0.0, 1)
@@ -143,27 +142,28 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
             for j, mb in enumerate(mbs):
                 logits, values = _forward(run, mb)
                 logp = token_logprobs(logits, mb.completion_ids, cfg.temperature)
-                out = policy_loss(logp, old[id(mb)], adv[id(mb)], mb.loss_mask, cfg.clip_low, cfg.clip_high,
-                                  cfg.dual_clip, beta if cfg.kl_mode == "loss" else 0.0, ref.get(id(mb)),
-                                  cfg.kl_estimator, cfg.loss_agg, n_seq, n_tok, cfg.max_new_tokens)
-                vloss, vclip = value_loss(values, old_values[id(mb)], ret[id(mb)], mb.loss_mask, cfg.value_clip, n_tok)
-                loss = out.loss + cfg.vf_coef * vloss
-                if cfg.entropy_coef > 0:
-                    ent = token_entropy(logits, cfg.temperature)
-                    loss = loss - cfg.entropy_coef * aggregate(ent, mb.loss_mask, "token-mean", num_tokens=n_tok)
+                out = ppo_loss(
+                    aggregation=cfg.loss_agg, logp=logp, old_logp=mb.old_logprobs, advantages=mb.advantages,
+                    mask=mb.loss_mask, values=values, old_values=mb.old_values, returns=mb.returns,
+                    vf_coef=cfg.vf_coef, value_clip=cfg.value_clip, clip_low=cfg.clip_low, clip_high=cfg.clip_high,
+                    dual_clip=cfg.dual_clip, beta=beta if cfg.kl_mode == "loss" else 0.0, ref_logp=mb.ref_logprobs,
+                    kl_estimator=cfg.kl_estimator,
+                    entropy=token_entropy(logits, cfg.temperature) if cfg.entropy_coef > 0 else None,
+                    entropy_coef=cfg.entropy_coef, num_sequences=n_seq, num_tokens=n_tok,
+                    max_tokens=cfg.max_new_tokens, world_size=dist.world)
                 last = j == len(mbs) - 1
                 with dist.no_sync(run.policy, skip=not last), dist.no_sync(run.critic, skip=not last or not separate):
-                    (loss * dist.world).backward()  # DDP averages gradients over processes
+                    out.loss.backward()  # DDP averages gradients over processes: the loss carries x world
                 w = mb.loss_mask.sum().item()
-                record_surrogate(stats, out, w)
-                stats.add("loss/value", vloss.item(), 1)
-                stats.add("loss/total", loss.item(), 1)
-                stats.add("clip/value_frac", vclip.item(), w)
-                kl_now += approx_kl(logp, old[id(mb)], mb.loss_mask) * w / n_tok
+                stats.add_policy_loss(out.policy, w)
+                stats.add("loss/value", out.value_loss.item(), 1)
+                stats.add("loss/total", out.total.item(), 1)
+                stats.add("clip/value_frac", out.value_clip_frac.item(), w)
+                kl_now += approx_kl(logp, mb.old_logprobs, mb.loss_mask) * w / n_tok
             kl_now = dist.sum(kl_now)
-            grad_norms.append(optimizer_step(policy_params, [run.optimizer], [run.scheduler], cfg.max_grad_norm))
+            grad_norms.append(optimizer_step(policy_params, run.optimizer, run.scheduler, cfg.max_grad_norm))
             if separate:  # the critic's gradient norm is clipped on its own, so it never scales the policy's
-                stats.add("grad/critic_norm", optimizer_step(list(run.critic.parameters()), [run.critic_optimizer], [],
+                stats.add("grad/critic_norm", optimizer_step(list(run.critic.parameters()), run.critic_optimizer, None,
                                                              cfg.max_grad_norm), 1)
             stats.add("kl/approx", kl_now, 1)
             if cfg.target_kl and kl_now > cfg.target_kl:
@@ -171,9 +171,9 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
                 break
         if stopped:
             break
-    out = summarize(stats, grad_norms, run, beta, stopped)
+    out = stats.summary(grad_norms, run.scheduler.get_last_lr()[0], beta, stopped)
     seq_adv = torch.zeros(len(batch), device=run.device)
     for mb in micro:
         m = mb.completion_mask.float()
-        seq_adv[mb.index] = (adv[id(mb)] * m).sum(-1) / m.sum(-1).clamp(min=1)
+        seq_adv[mb.index] = (mb.advantages * m).sum(-1) / m.sum(-1).clamp(min=1)
     return out, seq_adv

@@ -19,8 +19,7 @@ from reasoner.dist import Dist, launched_world_size
 from reasoner.kl import KLController
 from reasoner.prompts import encode_prompts
 from reasoner.rewards import Rewarder
-from reasoner.rollout import HFSampler
-from reasoner.vllm_sampler import SamplerError, VLLMSampler, vllm_available
+from reasoner.samplers import Sampler, make_sampler
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ class Run:
     reference: torch.nn.Module | None
     critic: torch.nn.Module | None  # PPO: a Critic (separate) or a ValueHead (shared)
     tokenizer: object
-    sampler: HFSampler | VLLMSampler
+    sampler: Sampler
     optimizer: torch.optim.Optimizer
     critic_optimizer: torch.optim.Optimizer | None
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -156,42 +155,17 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
     if cfg.vllm_server_url and dist.world > 1:
         raise ConfigError("--vllm-server-url with several processes: each would push weights into the same "
                           "server while the others sample from it; leave it out and each process starts its own")
-    sampler = make_sampler(cfg, current, module, tokenizer,
-                           max_len=min(cfg.max_prompt_tokens + cfg.max_new_tokens,
-                                       getattr(module.config, "max_position_embeddings", 1 << 30)),
-                           log_path=run_dir / (f"vllm-server-{dist.rank}.log" if dist.world > 1 else "vllm-server.log"))
+    # the sampler starts from the policy's current weights (a resumed run's checkpoint)
+    sampler = make_sampler(cfg.sampler, current, tokenizer, policy=module, dtype=cfg.dtype, seed=cfg.seed,
+                           max_model_len=min(cfg.max_prompt_tokens + cfg.max_new_tokens,
+                                             getattr(module.config, "max_position_embeddings", 1 << 30)),
+                           gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, kv_cache_gib=cfg.vllm_kv_cache_gib,
+                           sleep_between_steps=cfg.vllm_sleep, server_url=cfg.vllm_server_url,
+                           log_path=run_dir / (f"vllm-server-{dist.rank}.log" if dist.world > 1 else "vllm-server.log"),
+                           fallback=cfg.sampler_fallback)
     return Run(cfg, run_dir, dist, policy, module, reference, critic, tokenizer, sampler, optimizer, critic_optimizer,
                scheduler, kl, rewarder, ThreadPoolExecutor(1, thread_name_prefix="rewards"), train_examples,
                train_prompt_ids, eval_examples, device)
-
-
-def make_sampler(cfg: TrainConfig, model_dir: str, policy, tokenizer, max_len: int, log_path: Path | None = None):
-    """The rollout engine of the settings: vLLM (built from the policy's current weights) or transformers."""
-    name = cfg.sampler
-    if name == "auto":
-        name = "vllm" if vllm_available() else "hf"
-    if name == "hf":
-        return HFSampler(policy, tokenizer)
-    try:
-        if name == "vllm-server":
-            from reasoner.vllm_server import VLLMServerSampler
-
-            sampler = VLLMServerSampler(model_dir, tokenizer, url=cfg.vllm_server_url, dtype=cfg.dtype,
-                                        seed=cfg.seed, max_model_len=max_len,
-                                        gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-                                        kv_cache_gib=cfg.vllm_kv_cache_gib,
-                                        log_path=log_path)
-            if cfg.vllm_server_url:  # a server already running may hold other weights
-                sampler.load_weights(policy.named_parameters())
-            return sampler
-        return VLLMSampler(model_dir, tokenizer, dtype=cfg.dtype, seed=cfg.seed, max_model_len=max_len,
-                           gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-                           kv_cache_gib=cfg.vllm_kv_cache_gib, sleep_between_steps=cfg.vllm_sleep)
-    except SamplerError as exc:
-        if not cfg.sampler_fallback:
-            raise
-        log.warning("%s; falling back to the transformers sampler", exc.message)
-        return HFSampler(policy, tokenizer)
 
 
 def save(run: Run, step: int, before: dict | None) -> None:

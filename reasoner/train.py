@@ -13,7 +13,8 @@ What one step does, in plain words:
    critic's values of every completion prefix (``reasoner.ppo``).
 4. **loss** — the clipped surrogate on every completion token with the ratio to the sampling
    policy, anchored to the frozen reference model by ``beta`` times a KL estimate, in the loss
-   (GRPO) or in the reward (PPO classic) (``reasoner.loss.policy_loss``).
+   (GRPO) or in the reward (PPO classic); one loss function per ``loss_agg`` variant
+   (``reasoner.loss.POLICY_LOSSES``).
 5. **step** — backpropagate micro-batch by micro-batch, clip the gradient norm, one AdamW step
    per minibatch; ``num_iterations`` passes; then hand the new weights to the sampler.
 6. **log** — one line of metrics.jsonl, the step's samples to samples.jsonl, checkpoints.
@@ -37,9 +38,9 @@ from reasoner import tasks
 from reasoner import checkpoint, grpo, ppo
 from reasoner.config import ConfigError, TrainConfig, dump_yaml
 from reasoner.evaluate import evaluate
-from reasoner.learner import StepBatch
+from reasoner.batch import StepBatch
 from reasoner.rewards import TASK, Rewarder, Scored
-from reasoner.rollout import Completion, SamplingParams
+from reasoner.samplers import Completion, SamplingParams
 from reasoner.run import Run, save, setup
 
 log = logging.getLogger(__name__)

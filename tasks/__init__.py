@@ -3,7 +3,8 @@
 A *task spec* is a string a user types: ``NAME`` or ``NAME:ARG`` with ``ARG`` either a path
 or ``key=value,key=value`` options, e.g. ``arithmetic``, ``arithmetic:digits=2,ops=+-``,
 ``gsm8k:../shared/data/gsm8k_test.jsonl``. Task loaders are plugins found through the
-entry-point group ``reasoner.tasks`` (the built-ins register there too); a loader is a
+entry-point group ``reasoner.tasks`` (the built-ins register there too; ``reasoner.plugins``
+loads them, ``REASONER_LOAD_PLUGINS`` limits which third-party ones load); a loader is a
 callable ``load(arg: str | None, split: str) -> Task``, optionally with a keyword ``strict``
 (a malformed row is an error naming its line instead of a skipped row with a warning).
 
@@ -18,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
+
+from reasoner import plugins
 
 ENTRY_POINT_GROUP = "reasoner.tasks"
 
@@ -67,14 +69,10 @@ class TaskError(ValueError):
     """A task spec or data file the user gave cannot be used; the message says why and how to fix it."""
 
 
-def _loaders() -> dict[str, Callable[..., Task]]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}  # type: ignore[misc]
-
-
 def available() -> dict[str, str]:
     """Names of installed task loaders mapped to their one-line description."""
     out = {}
-    for name, ep in sorted(_loaders().items()):
+    for name, ep in sorted(plugins.find(ENTRY_POINT_GROUP).items()):
         try:
             doc = (ep.load().__doc__ or "").strip().splitlines()
         except Exception as exc:  # a broken plugin must not hide the others
@@ -107,11 +105,12 @@ def load(spec: str, split: str = "train", strict: bool = False) -> Task:
     ``strict`` makes a malformed row an error (evaluation wants every row scored); it reaches
     the loaders that accept it."""
     name, arg = parse_spec(spec)
-    loaders = _loaders()
+    loaders = plugins.find(ENTRY_POINT_GROUP)
     if name not in loaders:
         known = ", ".join(sorted(loaders)) or "none installed"
-        raise TaskError(f"unknown task {name!r} (known: {known}); is the package installed with `pip install -e .`?")
-    loader = loaders[name].load()  # type: ignore[attr-defined]
+        hint = plugins.unknown_hint(ENTRY_POINT_GROUP, name) or "; is the package installed with `pip install -e .`?"
+        raise TaskError(f"unknown task {name!r} (known: {known}){hint}")
+    loader = loaders[name].load()
     try:
         takes_strict = "strict" in inspect.signature(loader).parameters
     except (TypeError, ValueError):

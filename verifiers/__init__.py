@@ -13,7 +13,8 @@ The contract (docs/verifiers.md has the long form):
 
 Verifiers are plugins, found through the entry-point group ``reasoner.verifiers``. The
 built-ins (``math``, ``format``) are registered in this distribution's own pyproject and load
-through the same path as third-party ones. A plugin package needs two lines::
+through the same path as third-party ones (``reasoner.plugins``; ``REASONER_LOAD_PLUGINS``
+limits which third-party ones load). A plugin package needs two lines::
 
     [project.entry-points."reasoner.verifiers"]
     mine = "my_package.module:MyVerifier"
@@ -26,8 +27,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, Mapping, Protocol, Sequence
+
+from reasoner import plugins
 
 ENTRY_POINT_GROUP = "reasoner.verifiers"
 log = logging.getLogger(__name__)
@@ -99,14 +101,10 @@ def safe_verify_batch(verifier: Verifier, completions: Sequence[str], examples: 
             for v in verdicts]
 
 
-def _entry_points() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
 def available() -> dict[str, str]:
     """Installed verifier names mapped to the first line of their docstring."""
     out = {}
-    for name, ep in sorted(_entry_points().items()):
+    for name, ep in sorted(plugins.find(ENTRY_POINT_GROUP).items()):
         try:
             doc = (ep.load().__doc__ or "").strip().splitlines()
         except Exception as exc:  # a broken plugin must not hide the others
@@ -134,11 +132,11 @@ def _check_options(name: str, cls: Any, options: Mapping[str, Any]) -> None:
 
 def get(name: str, **options: Any) -> Verifier:
     """Instantiate the verifier registered under ``name`` with keyword ``options``."""
-    eps = _entry_points()
+    eps = plugins.find(ENTRY_POINT_GROUP)
     if name not in eps:
         known = ", ".join(sorted(eps)) or "none installed"
-        raise VerifierError(f"unknown verifier {name!r} (known: {known}); a plugin registers in the "
-                            f"entry-point group {ENTRY_POINT_GROUP!r}")
+        raise VerifierError(f"unknown verifier {name!r} (known: {known}){plugins.unknown_hint(ENTRY_POINT_GROUP, name)}; "
+                            f"a plugin registers in the entry-point group {ENTRY_POINT_GROUP!r}")
     try:
         cls = eps[name].load()
     except Exception as exc:

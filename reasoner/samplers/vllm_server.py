@@ -1,6 +1,6 @@
 """Group sampling from a separate ``vllm serve`` process on this machine (``--sampler vllm-server``).
 
-The in-process sampler (reasoner/vllm_sampler.py) shares the trainer's process; this one keeps
+The in-process sampler (reasoner/samplers/vllm.py) shares the trainer's process; this one keeps
 generation in its own process, started by the trainer (or already running, ``--vllm-server-url``),
 so the engine's memory, threads and crashes stay out of the learner and the server can be given
 its own cores or GPU. Same `Sampler` interface, same numbers: one request per prompt with
@@ -34,8 +34,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from reasoner.rollout import Completion, SamplingParams
-from reasoner.vllm_sampler import SamplerError
+from reasoner.samplers.base import Completion, SamplerError, SamplingParams
 from reasoner.vllm_worker import DTYPES
 
 log = logging.getLogger(__name__)

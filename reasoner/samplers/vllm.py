@@ -22,23 +22,12 @@ import sys
 import time
 from typing import Iterable, Sequence
 
-import click
 import torch
 
-from reasoner.rollout import Completion, SamplingParams
+from reasoner.samplers.base import Completion, SamplerError, SamplingParams
 from reasoner.vllm_worker import repack_cpu_gemms
 
 log = logging.getLogger(__name__)
-
-
-class SamplerError(click.ClickException):
-    """The sampler cannot be used; the message says why and what to do."""
-
-
-def vllm_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("vllm") is not None
 
 
 class VLLMSampler:
