@@ -62,8 +62,10 @@ def save(run_dir: Path, step: int, model, tokenizer, optimizer, scheduler, extra
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": rng_state(), **extra}, tmp / STATE)
+    state = {"step": step, "scheduler": scheduler.state_dict(), "rng": rng_state(), **extra}
+    if optimizer is not None:  # None: saved without optimizer state (--no-save-optimizer)
+        state["optimizer"] = optimizer.state_dict()
+    torch.save(state, tmp / STATE)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     for _, old in checkpoints(run_dir)[:-keep]:

@@ -26,6 +26,11 @@ class ConfigError(click.ClickException):
 
 
 SAMPLERS = ("auto", "vllm", "vllm-server", "hf")
+# settings with a fixed set of values: checked by validate(), shown as choices in --help
+TRAIN_CHOICES = {"algorithm": ("grpo", "ppo"), "kl_estimator": ("k1", "k2", "k3"), "kl_mode": ("loss", "reward"),
+                 "loss_agg": ("seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"),
+                 "scale_rewards": ("group", "batch", "none"), "overlong": ("none", "mask", "penalty"),
+                 "critic": ("separate", "shared"), "lr_schedule": ("constant", "linear", "cosine")}
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -201,6 +206,10 @@ class TrainConfig:
     """AdamW learning rate."""
     warmup_steps: int = 0
     """Steps of linear learning-rate warm-up from zero."""
+    lr_schedule: str = "constant"
+    """Learning rate after the warm-up: constant, or linear or cosine decay to zero at the last step."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass instead of keeping them: less memory, about a third more learning time."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     algorithm: str = "grpo"
@@ -289,8 +298,12 @@ class TrainConfig:
     """Held-out problems evaluated (greedy) before and after training; 0 skips the evaluation."""
     eval_every: int = 0
     """Also evaluate held-out accuracy every N steps (0: only before and after)."""
-    save_every: int = 0
-    """Save a checkpoint every N steps (0: only at the end); the last one is always saved."""
+    save_every: int = 10
+    """Save a checkpoint every N steps (0: only at the end); the last one, and one on SIGINT/SIGTERM or --max-wall-time, are always saved."""
+    save_optimizer: bool = True
+    """Keep the optimizer state in checkpoints (about twice the weights' size); without it --resume starts a fresh optimizer."""
+    max_wall_time: float = 0.0
+    """Stop cleanly, with a checkpoint, before the run would pass this many seconds (0: no limit)."""
     keep_checkpoints: int = 2
     """Checkpoints kept on disk; older ones are deleted."""
     seed: int = 0
@@ -310,16 +323,12 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1 (got {getattr(self, name)})")
-        for name in ("warmup_steps", "eval_size", "eval_every", "save_every", "threads"):
+        for name in ("warmup_steps", "eval_size", "eval_every", "save_every", "threads", "max_wall_time"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 (got {getattr(self, name)})")
         if self.group_size < 2 and self.algorithm == "grpo":
             raise ConfigError("group_size must be at least 2: GRPO compares completions within a group")
-        choices = {"algorithm": ("grpo", "ppo"), "kl_estimator": ("k1", "k2", "k3"), "kl_mode": ("loss", "reward"),
-                   "loss_agg": ("seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"),
-                   "scale_rewards": ("group", "batch", "none"), "overlong": ("none", "mask", "penalty"),
-                   "critic": ("separate", "shared")}
-        for name, allowed in choices.items():
+        for name, allowed in TRAIN_CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r})")
         if self.preset is not None and self.preset not in PRESETS:

