@@ -86,9 +86,13 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
         if origin is str:
             return str(value)
         if origin is dict:
-            if isinstance(value, dict):
-                return {str(k): float(v) for k, v in value.items()}
-            raise ValueError(value)
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            if typing.get_args(base)[1:] == (dict,):  # verifier_options: NAME -> {KEY: VALUE}
+                if not all(isinstance(v, dict) for v in value.values()):
+                    raise ValueError(value)
+                return {str(k): {str(o): x for o, x in v.items()} for k, v in value.items()}
+            return {str(k): float(v) for k, v in value.items()}
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name!r} expects {getattr(base, '__name__', base)}, got {value!r}") from None
     return value
@@ -146,6 +150,24 @@ def _parse_mapping(ctx, param, values):
     return out
 
 
+def _parse_options(ctx, param, values):
+    """NAME.KEY=VALUE items -> {NAME: {KEY: VALUE}}; numbers and true/false are read as such."""
+    if not values:
+        return None
+    out: dict[str, dict] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        name, dot, option = key.strip().partition(".")
+        if not sep or not dot or not name or not option.isidentifier():
+            raise click.BadParameter(f"{item!r} is not NAME.KEY=VALUE (e.g. math.timeout=5)")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            parsed = value
+        out.setdefault(name, {})[option] = parsed if isinstance(parsed, (bool, int, float)) else value
+    return out
+
+
 def click_options(cls: type, skip: tuple[str, ...] = ()):
     """Decorator adding one ``--option`` per dataclass field; unset options arrive as None."""
     docs = field_docs(cls)
@@ -159,7 +181,10 @@ def click_options(cls: type, skip: tuple[str, ...] = ()):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             flag = "--" + f.name.replace("_", "-")
             help_text = docs.get(f.name, "")
-            if (typing.get_origin(base) or base) is dict:
+            if (typing.get_origin(base) or base) is dict and typing.get_args(base)[1:] == (dict,):
+                opt = click.option(flag.rstrip("s"), f.name, multiple=True, callback=_parse_options,
+                                   metavar="NAME.KEY=VALUE", help=f"{help_text} Repeatable.")
+            elif (typing.get_origin(base) or base) is dict:
                 shown = ", ".join(f"{k}={v:g}" for k, v in default.items())
                 opt = click.option(flag, f.name, multiple=True, callback=_parse_mapping, metavar="NAME=W",
                                    help=f"{help_text} Repeatable. [default: {shown}]")
@@ -274,6 +299,8 @@ class TrainConfig:
     """Clip the global gradient norm to this value (0 disables clipping)."""
     rollout_chunks: int = 1
     """Split each rollout into N chunks: the verifiers judge one chunk while the sampler generates the next."""
+    verifier_options: dict[str, dict] = dataclasses.field(default_factory=dict)
+    """Options of the verifiers as NAME.KEY=VALUE, e.g. math.strategies=boxed,last_number or code.timeout=5."""
     rewards: dict[str, float] = dataclasses.field(default_factory=lambda: {"task": 1.0})
     """Reward terms as NAME=WEIGHT: 'task' is each example's own verifier, other names are verifier plugins."""
     sampler: str = "auto"
@@ -306,6 +333,8 @@ class TrainConfig:
     """Stop cleanly, with a checkpoint, before the run would pass this many seconds (0: no limit)."""
     keep_checkpoints: int = 2
     """Checkpoints kept on disk; older ones are deleted."""
+    report_to: str = ""
+    """Also send metrics to tensorboard, wandb or both (comma-separated); metrics.jsonl is always written."""
     seed: int = 0
     """Seed for prompt order, sampling and initialisation: same seed, same run."""
     seed_per_prompt: bool = False
@@ -331,6 +360,13 @@ class TrainConfig:
         for name, allowed in TRAIN_CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r})")
+        if self.report_to:
+            from reasoner.reporting import ReportError, check_targets
+
+            try:
+                check_targets(self.report_to.split(","))
+            except ReportError as exc:
+                raise ConfigError(str(exc)) from None
         if self.preset is not None and self.preset not in PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
         if not 0 < self.clip_low < 1 or self.clip_high <= 0:
@@ -357,6 +393,10 @@ class TrainConfig:
             raise ConfigError("beta must be >= 0, learning rates > 0")
         if not self.rewards:
             raise ConfigError("at least one reward term is needed (e.g. --rewards task=1)")
+        if "task" not in self.rewards:  # --rewards format=0.2 alone would train on the format only
+            terms = ",".join(f"{k}={v:g}" for k, v in self.rewards.items())
+            raise ConfigError(f"rewards {terms} leave out 'task' (the examples' own verifier): add --rewards task=1, "
+                              f"or --rewards task=0 to train on the other terms alone")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r} (known: {', '.join(SAMPLERS)})")
         if self.vllm_server_url and self.sampler != "vllm-server":

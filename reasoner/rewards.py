@@ -1,7 +1,8 @@
 """Turn completions into scalar rewards with verifiers and the weights of the settings.
 
 A reward term is ``NAME=WEIGHT``. ``task`` stands for each example's own verifier (the one
-its task declares); any other name is a verifier plugin applied to every example. The
+its task declares); any other name is a verifier plugin applied to every example, or a
+Python function ``module:function`` (`CallableReward`). The
 reward of a completion is ``sum_k weight_k * reward_k`` over the terms whose verifier
 applies (a verifier returning ``None`` does not apply). Verifier crashes are verdicts
 (``verifier_error``, reward 0), counted and logged; they never stop training.
@@ -39,9 +40,41 @@ class Scored:
                       self.errors)
 
 
+class CallableReward(Verifier):
+    """A reward written as a Python function, named ``module:function`` in ``--rewards``.
+
+    ``function(completion: str, example) -> float | bool | Verdict | None``: a number is the reward
+    (ok when > 0), None means it does not apply. An exception, or a value of another type, is a
+    ``verifier_error`` verdict (reward 0), as for any verifier."""
+
+    def __init__(self, spec: str):
+        import importlib
+
+        self.name = spec
+        module, _, attr = spec.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise verifiers.VerifierError(f"reward {spec!r}: cannot import {attr!r} from {module!r} ({exc})") from None
+        if not callable(fn):
+            raise verifiers.VerifierError(f"reward {spec!r} is not a function")
+        self.fn = fn
+
+    def verify(self, completion: str, example) -> Verdict | None:
+        value = self.fn(completion, example)
+        if value is None or isinstance(value, Verdict):
+            return value
+        if isinstance(value, bool):
+            return Verdict(float(value), value, "true" if value else "false")
+        if isinstance(value, (int, float)) and value == value:
+            return Verdict(float(value), value > 0, "scored")
+        raise TypeError(f"returned {type(value).__name__}, not a number, bool, Verdict or None")
+
+
 class Rewarder:
-    def __init__(self, weights: dict[str, float]):
+    def __init__(self, weights: dict[str, float], options: dict[str, dict] | None = None):
         self.weights = dict(weights)
+        self.options = dict(options or {})
         self._verifiers: dict[str, Verifier] = {}
         for name in self.weights:
             if name != TASK:
@@ -49,7 +82,10 @@ class Rewarder:
 
     def verifier(self, name: str) -> Verifier:
         if name not in self._verifiers:
-            self._verifiers[name] = verifiers.get(name)
+            if ":" in name:
+                self._verifiers[name] = CallableReward(name)
+            else:
+                self._verifiers[name] = verifiers.get(name, **self.options.get(name, {}))
         return self._verifiers[name]
 
     def _judge(self, term: str, texts: Sequence[str], examples: Sequence) -> list[Verdict | None]:

@@ -49,6 +49,7 @@ class Run:
     eval_examples: list
     device: torch.device
     updating: bool = False  # True while a step's update is applied and not yet complete
+    reporter: object = None  # reasoner.reporting.Reporter for --report-to (main process)
 
 
 def _device(spec: str) -> torch.device:
@@ -127,9 +128,14 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
     except tasks.TaskError as exc:
         raise ConfigError(str(exc)) from None
     try:
-        rewarder = Rewarder(cfg.rewards)
-        for name in sorted({ex.verifier for ex in list(train_task) + eval_examples}):
+        rewarder = Rewarder(cfg.rewards, cfg.verifier_options)
+        used = {ex.verifier for ex in list(train_task) + eval_examples}
+        for name in sorted(used):
             rewarder.verifier(name)  # an unknown verifier fails here, before any model is loaded
+        unused = sorted(set(cfg.verifier_options) - used - set(cfg.rewards))
+        if unused:
+            raise ConfigError(f"--verifier-option for {', '.join(unused)}: no reward term or example uses that "
+                              f"verifier (used: {', '.join(sorted(used | set(cfg.rewards) - {'task'}))})")
     except verifiers.VerifierError as exc:
         raise ConfigError(str(exc)) from None
     base = models.resolve(cfg.model)

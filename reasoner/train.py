@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 import platform
 import random
 import shlex
@@ -43,6 +44,7 @@ from reasoner import checkpoint, grpo, ppo
 from reasoner.config import ConfigError, TrainConfig, dump_yaml
 from reasoner.evaluate import evaluate
 from reasoner.batch import StepBatch
+from reasoner.reporting import Reporter
 from reasoner.rewards import TASK, Rewarder, Scored
 from reasoner.samplers import Completion, SamplingParams
 from reasoner.run import Run, save, setup
@@ -181,6 +183,7 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     local = {
         "rewards": first.rewards.tolist(), "correct": first.scored.correct,
         "terms": first.scored.terms, "errors": first.scored.errors,
+        "reasons": [v.reason if v is not None else "not_applicable" for v in first.scored.verdicts.get(TASK, [])],
         "lengths": [len(c.token_ids) for g in first.groups for c in g],
         "truncated": [c.finish_reason == "length" for g in first.groups for c in g],
         "stats": {**sampling, **stats}, "seconds": seconds, "samples": _sample_records(run, step, data, advantages),
@@ -190,12 +193,14 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     lengths = [n for p in parts for n in p["lengths"]]
     terms = {name: [r for p in parts for r in p["terms"][name] if r is not None] for name in local["terms"]}
     errors = {name: sum(p["errors"].get(name, 0) for p in parts) for name in local["errors"]}
+    reasons = [r for p in parts for r in p["reasons"]]  # the task verifier's verdicts, by reason
     metrics = {
         "step": step + 1,
         "reward/mean": rewards.mean().item(), "reward/std": rewards.std().item(),
         **{f"reward/{name}": fmean(rs or [0.0]) for name, rs in terms.items()},
         **{f"reward/{name}_errors": n for name, n in errors.items() if n},
         "accuracy": fmean([c for p in parts for c in p["correct"]]),
+        **{f"verdict/{reason}": n / max(1, len(reasons)) for reason, n in Counter(reasons).most_common()},
         "groups/zero_std_frac": (rewards.std(dim=1) == 0).float().mean().item(),
         # each process's loss is its share of the global loss: add them; average everything else
         **{k: (sum if k.startswith("loss/") else fmean)([p["stats"][k] for p in parts]) for k in local["stats"]},
@@ -206,12 +211,38 @@ def train_step(run: Run, step: int) -> dict[str, float]:
         "throughput/tokens_per_s": sum(lengths) / (t3 - t0),
     }
     if run.dist.is_main:
-        checkpoint.append_jsonl(run.dir / "metrics.jsonl", metrics)
+        log_metrics(run, metrics)
         for p in parts:
             for record in p["samples"]:
                 checkpoint.append_jsonl(run.dir / "samples.jsonl", record)
     run.updating = False
     return metrics
+
+
+def warn_if_nothing_to_learn(history: list[dict]) -> None:
+    """Every group tied in the first steps: GRPO's advantages are all zero. Name the likely cause."""
+    if any(m["groups/zero_std_frac"] < 1.0 for m in history):
+        return
+    reasons = Counter()
+    for m in history:
+        reasons.update({k.split("/", 1)[1]: v for k, v in m.items() if k.startswith("verdict/")})
+    top = reasons.most_common(1)[0][0] if reasons else None
+    hint = {
+        "no_answer": "the verifier finds no answer in most replies (the math verifier reads \\boxed{}, '#### n' "
+                     "or 'the answer is'): ask for that format in the prompt or --system-prompt, or read bare "
+                     "numbers with --verifier-option math.strategies=boxed,hash,answer_is,last_number",
+        "correct": "the task is too easy for this model: every completion is already right",
+        "wrong": "the task is too hard for this model, or the temperature too low for the group to differ",
+    }.get(top, f"most verdicts are {top!r}" if top else "no verdicts were recorded")
+    log.warning("in the first %d step(s) every group's completions got the same reward, so nothing is learned "
+                "but the KL term: %s (reasons per reply in samples.jsonl)", len(history), hint)
+
+
+def log_metrics(run: Run, record: dict) -> None:
+    """One metrics record to metrics.jsonl and to the --report-to targets (main process only)."""
+    checkpoint.append_jsonl(run.dir / "metrics.jsonl", record)
+    if run.reporter is not None:
+        run.reporter.log(record)
 
 
 def _sample_records(run: Run, step: int, data: Groups, advantages: torch.Tensor) -> list[dict]:
@@ -236,9 +267,11 @@ def held_out_accuracy(run: Run, label: str, show: bool) -> dict | None:
         return None
     dist = run.dist
     mine = run.eval_examples[dist.rank::dist.world]
-    bar = tqdm(total=len(mine), desc=f"eval ({label})", leave=False, disable=not (show and dist.is_main), unit="problem")
-    result = evaluate(run.sampler, run.tokenizer, mine, Rewarder({TASK: 1.0}), run.cfg.max_new_tokens,
-                      run.cfg.system_prompt, progress=bar.update)
+    bar = tqdm(total=len(mine), desc=f"eval ({label})", leave=False, unit="problem",
+               disable=not (show and dist.is_main and sys.stderr.isatty()))
+    judge = Rewarder({TASK: 1.0}, run.cfg.verifier_options)
+    result = evaluate(run.sampler, run.tokenizer, mine, judge, run.cfg.max_new_tokens, run.cfg.system_prompt,
+                      progress=bar.update)
     bar.close()
     parts = dist.gather(result.records)
     records = [parts[i % dist.world][i // dist.world] for i in range(len(run.eval_examples))]
@@ -338,6 +371,9 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True, co
         if state is not None:
             for name in ("metrics.jsonl", "samples.jsonl"):
                 checkpoint.truncate_jsonl(run_dir / name, state["step"])
+        if cfg.report_to:
+            run.reporter = Reporter(tuple(cfg.report_to.split(",")), run_dir, asdict(cfg),
+                                    resume_step=state["step"] if state else None)
     try:
         with Stop(cfg.max_wall_time, wall) as stop:
             history, before, after, start, finished = _loop(run, state, show_progress, stop)
@@ -345,6 +381,8 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True, co
         run.sampler.close()
         run.reward_pool.shutdown()
         run.rewarder.close()
+        if run.reporter is not None:
+            run.reporter.close()
     summary = _summary(cfg, history, before, after, time.perf_counter() - wall, start, run.sampler.name)
     summary["status"] = "finished" if finished else "interrupted"
     if not finished:
@@ -383,9 +421,11 @@ def _loop(run: Run, state: dict | None, show_progress: bool, stop: Stop):
     main = run.dist.is_main
     before = state.get("eval_before") if state else held_out_accuracy(run, "before", show_progress)
     if before and not state and main:
-        checkpoint.append_jsonl(run_dir / "metrics.jsonl", {"step": 0, "eval/accuracy": before["accuracy"]})
+        log_metrics(run, {"step": 0, "eval/accuracy": before["accuracy"]})
     history: list[dict] = []
-    bar = tqdm(total=cfg.steps, initial=start, desc=cfg.algorithm, unit="step", disable=not (show_progress and main))
+    tty = sys.stderr.isatty()  # without a terminal: one plain line per step instead of a progress bar
+    bar = tqdm(total=cfg.steps, initial=start, desc=cfg.algorithm, unit="step",
+               disable=not (show_progress and main and tty))
     last_saved, done = start, start
     try:
         for step in range(start, cfg.steps):
@@ -396,9 +436,14 @@ def _loop(run: Run, state: dict | None, show_progress: bool, stop: Stop):
                 break
             done = step + 1
             history.append(m)
+            if len(history) == min(3, cfg.steps - start) and main:
+                warn_if_nothing_to_learn(history)
             bar.set_postfix(reward=f"{m['reward/mean']:.3f}", acc=f"{m['accuracy']:.2f}",
                             kl=f"{m.get('kl/ref', 0.0):.4f}", s_step=f"{m['time/step']:.1f}")
             bar.update(1)
+            if show_progress and main and not tty:
+                print(f"step {done}/{cfg.steps}  reward {m['reward/mean']:.3f}  accuracy {m['accuracy']:.2f}  "
+                      f"kl {m.get('kl/ref', 0.0):.4f}  {m['time/step']:.1f} s", file=sys.stderr, flush=True)
             # every process must agree to stop at the same step (a signal may reach only some)
             stopping = any(run.dist.gather(stop.reason is not None or stop.out_of_time([h["time/step"] for h in history])))
             if stopping and done < cfg.steps:
@@ -407,7 +452,7 @@ def _loop(run: Run, state: dict | None, show_progress: bool, stop: Stop):
             if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
                 mid = held_out_accuracy(run, f"step {done}", show_progress)
                 if mid and main:
-                    checkpoint.append_jsonl(run_dir / "metrics.jsonl", {"step": done, "eval/accuracy": mid["accuracy"]})
+                    log_metrics(run, {"step": done, "eval/accuracy": mid["accuracy"]})
             if cfg.save_every and done % cfg.save_every == 0:
                 save(run, done, before)
                 last_saved = done
@@ -424,7 +469,7 @@ def _loop(run: Run, state: dict | None, show_progress: bool, stop: Stop):
         return history, before, None, start, False
     after = held_out_accuracy(run, "after", show_progress)
     if after and main:
-        checkpoint.append_jsonl(run_dir / "metrics.jsonl", {"step": cfg.steps, "eval/accuracy": after["accuracy"]})
+        log_metrics(run, {"step": cfg.steps, "eval/accuracy": after["accuracy"]})
     return history, before, after, start, True
 
 

@@ -133,3 +133,46 @@ def test_wandb_offline_run_directory(tmp_path, monkeypatch):
     assert (tmp_path / "wandb_id").read_text().strip() == run_id
     assert len(list((tmp_path / "wandb").glob(f"offline-run-*-{run_id}"))) >= 1
 
+
+
+def test_training_reports_to_tensorboard_and_wandb(tiny_model, tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Say {i}.", "answer": str(i)}) + "\n" for i in range(6)))
+    out = tmp_path / "run"
+    r = invoke("train", "--model", tiny_model, "--task", f"jsonl:{data}", "--eval-task", f"jsonl:{data}",
+               "--eval-size", 2, "--steps", 2, "--report-to", "tensorboard,wandb", "--output", out, *FAST)
+    assert r.exit_code == 0, r.output
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [m for m in logged if "reward/mean" in m]
+    assert [(e.step, e.value) for e in acc.Scalars("reward/mean")] == \
+        [(m["step"], pytest.approx(m["reward/mean"])) for m in steps]
+    assert [e.step for e in acc.Scalars("eval/accuracy")] == [0, 2]
+    assert {"loss/policy", "kl/ref", "time/step", "completion/len_mean"} <= set(acc.Tags()["scalars"])
+    assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_unknown_report_target_is_refused_before_loading_anything(tmp_path):
+    r = CliRunner().invoke(main, ["train", "--report-to", "mlflow", "--output", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "choose from tensorboard, wandb" in r.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_without_a_terminal_one_plain_line_per_step(tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Say {i}.", "answer": str(i)}) + "\n" for i in range(6)))
+    r = subprocess.run([sys.executable, "-m", "reasoner.cli", "train", "--model", str(tiny_model), "--task",
+                        f"jsonl:{data}", "--eval-task", f"jsonl:{data}", "--eval-size", "2", "--steps", "3",
+                        "--output", str(tmp_path / "run"), *FAST[:-1]], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [line for line in r.stderr.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    assert "\r" not in r.stderr and "it/s" not in r.stderr

@@ -91,7 +91,7 @@ def test_before_after_evaluation_on_held_out_split(tiny_model, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--model", "/no/such/model"], "model '/no/such/model' not found: tried an alias"),
     (["--task", "nosuch"], "unknown task 'nosuch'"),
-    (["--rewards", "nosuch=1"], "unknown verifier 'nosuch'"),
+    (["--rewards", "task=1", "--rewards", "nosuch=1"], "unknown verifier 'nosuch'"),
     (["--group-size", "1"], "group_size must be at least 2"),
     (["--config", "/no/such.yaml"], "config file not found"),
 ])
