@@ -47,3 +47,13 @@ def test_bad_yaml(tmp_path):
         load_yaml(tmp_path / "b.yaml")
     with pytest.raises(ConfigError, match="not found"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+def test_renamed_settings_still_load_under_their_new_names(tmp_path):
+    from reasoner.config import RENAMED
+
+    path = tmp_path / "old.yaml"
+    path.write_text("kl_target: 0.02\nkl_horizon: 500\ntarget_kl: 0.3\n")  # a config.yaml written before the rename
+    cfg = from_dict(TrainConfig, load_yaml(path))
+    assert (cfg.adaptive_kl_target, cfg.adaptive_kl_horizon, cfg.early_stop_kl) == (0.02, 500, 0.3)
+    assert set(RENAMED.values()) <= set(TrainConfig.__dataclass_fields__)
