@@ -168,9 +168,9 @@ def click_options(cls: type, skip: tuple[str, ...] = ()):
     return decorate
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Settings of ``reasoner train``."""
+    """Settings of ``reasoner train``; frozen: what a run resolved is what it runs (``dataclasses.replace`` makes a changed copy)."""
 
     model: str = "smollm2-135m"
     """Policy to train: a local Hugging Face directory, a .gguf file, a Hub model id, or the alias smollm2-135m."""

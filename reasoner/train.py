@@ -27,7 +27,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from statistics import fmean, pstdev
 
@@ -263,7 +263,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
                 checkpoint.truncate_jsonl(run_dir / name, step0)
     elif checkpoint.latest(run_dir) is not None:
         raise ConfigError(f"{run_dir} already holds a run: pass --resume to continue it, or another --output")
-    cfg.output = str(run_dir)
+    cfg = replace(cfg, output=str(run_dir))
     main_process = int(os.environ.get("RANK", "0") or 0) == 0
     if main_process:
         run_dir.mkdir(parents=True, exist_ok=True)

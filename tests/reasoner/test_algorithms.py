@@ -133,7 +133,7 @@ def test_grpo_variants_run(tiny_model, digit_task, tmp_path):
     assert m[1]["kl/beta"] != m[0]["kl/beta"]  # the adaptive controller moved beta
 
 
-def test_target_kl_stops_a_step_early(tiny_model, digit_task, tmp_path):
+def test_early_stop_kl_stops_a_step_early(tiny_model, digit_task, tmp_path):
     out = tmp_path / "early"
     train(tiny_cfg(tiny_model, digit_task, out, steps=1, num_iterations=4, minibatches=2, learning_rate=0.05,
                    early_stop_kl=1e-6), show_progress=False)
