@@ -98,9 +98,14 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
     return value
 
 
+# Old setting names -> new ones: a settings file or a resumed run's config.yaml may still use them.
+RENAMED = {"kl_target": "adaptive_kl_target", "kl_horizon": "adaptive_kl_horizon", "target_kl": "early_stop_kl"}
+
+
 def from_dict(cls: type, values: dict[str, Any], base: Any = None) -> Any:
     """Build ``cls`` from ``values`` (unknown keys are an error) on top of ``base`` or the defaults."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {(RENAMED[k] if k in RENAMED and RENAMED[k] in fields else k): v for k, v in values.items()}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         hints = []
@@ -201,9 +206,9 @@ def click_options(cls: type, skip: tuple[str, ...] = ()):
     return decorate
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Settings of ``reasoner train``."""
+    """Settings of ``reasoner train``; frozen: what a run resolved is what it runs (``dataclasses.replace`` makes a changed copy)."""
 
     model: str = "smollm2-135m"
     """Policy to train: a local Hugging Face directory, a .gguf file, a Hub model id, or the alias smollm2-135m."""
@@ -247,10 +252,10 @@ class TrainConfig:
     """Per-token KL estimator: k1 (log-ratio), k2 (squared log-ratio / 2) or k3 (exp(d) - d - 1)."""
     kl_mode: str = "loss"
     """Where the KL goes: loss (a term of the loss, GRPO) or reward (a per-token penalty in the reward, classic PPO)."""
-    kl_target: float = 0.0
-    """Adaptive KL: steer beta so the KL to the reference approaches this value (0: fixed beta)."""
-    kl_horizon: int = 10000
-    """Adaptive KL: sequences over which beta may change by up to 20%."""
+    adaptive_kl_target: float = 0.0
+    """Adaptive KL control (Ziegler et al. 2019): the KL to the reference that beta is steered toward after every step (0: beta stays fixed)."""
+    adaptive_kl_horizon: int = 10000
+    """Adaptive KL control: sequences over which beta may change by up to 20%."""
     ref_refresh_every: int = 0
     """Copy the policy into the reference model every N steps (0: the reference stays the initial policy)."""
     clip_low: float = 0.2
@@ -265,8 +270,8 @@ class TrainConfig:
     """Passes over each sampled batch (GRPO's mu, PPO's epochs); > 1 reuses samples off-policy."""
     minibatches: int = 1
     """Optimizer steps per pass: the batch is split into this many minibatches."""
-    target_kl: float = 0.0
-    """Stop a step's remaining passes when the approximate KL between old and new policy exceeds this (0: never)."""
+    early_stop_kl: float = 0.0
+    """Early stopping: skip a step's remaining passes once a minibatch's approximate KL(old policy || new policy) exceeds this (0: never)."""
     scale_rewards: str = "group"
     """GRPO advantage scale: group (divide by the group's reward std), batch (the batch's std) or none (Dr. GRPO)."""
     dynamic_sampling: bool = False
@@ -375,7 +380,7 @@ class TrainConfig:
             raise ConfigError(f"dual_clip must be > 1, or 0 to turn it off (got {self.dual_clip})")
         if self.minibatches > self.prompts_per_step * self.group_size:
             raise ConfigError("minibatches cannot exceed the number of sequences per step")
-        for name in ("kl_target", "target_kl", "entropy_coef", "value_clip", "ref_refresh_every",
+        for name in ("adaptive_kl_target", "early_stop_kl", "entropy_coef", "value_clip", "ref_refresh_every",
                      "dynamic_sampling_rounds", "overlong_buffer"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 (got {getattr(self, name)})")

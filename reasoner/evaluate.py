@@ -6,7 +6,7 @@
   pass@1 standard error (``reasoner.scoring``). It writes ``summary.json`` and one
   ``<task>.jsonl`` per task (per problem: prompt, completions, answers, verdicts, reasons).
 * ``evaluate(...)`` is the greedy held-out accuracy the trainer logs before, during and after
-  training; it scores through the same ``scoring.score``.
+  training; it scores through the same ``scoring.grade``.
 * ``compare(run_a, run_b)`` is ``reasoner eval --compare``: per-task deltas of pass@1 with a
   paired bootstrap confidence interval over the problems both runs scored.
 """
@@ -62,7 +62,7 @@ def evaluate(sampler: Sampler, tokenizer, examples: Sequence, judge: Rewarder, m
         chunk = list(examples[i:i + batch_size])
         prompt_ids = encode_prompts(tokenizer, [ex.prompt for ex in chunk], system_prompt)
         groups = sampler.generate(prompt_ids, 1, params)
-        for record in scoring.score(chunk, [[g[0].text] for g in groups], judge):
+        for record in scoring.grade(chunk, [[g[0].text] for g in groups], judge):
             sample = record["completions"][0]
             correct += sample["correct"]
             records.append({"id": record["id"], "completion": sample["text"], "correct": sample["correct"],
@@ -168,7 +168,7 @@ def _run_task(sampler, judge: Rewarder, examples: list, prompt_ids: list, cfg: E
         groups = sampler.generate(ids, cfg.samples, params)
         t1 = time.perf_counter()
         extra = [[{"finish_reason": c.finish_reason, "tokens": len(c.token_ids)} for c in g] for g in groups]
-        records.extend(scoring.score(chunk, [[c.text for c in g] for g in groups], judge, extra))
+        records.extend(scoring.grade(chunk, [[c.text for c in g] for g in groups], judge, extra))
         t2 = time.perf_counter()
         t_gen, t_score = t_gen + t1 - t0, t_score + t2 - t1
         tokens += sum(len(c.token_ids) for g in groups for c in g)

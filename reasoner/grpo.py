@@ -29,7 +29,7 @@ from reasoner.loss import (POLICY_LOSSES, approx_kl, kl_estimate, sampler_mismat
 
 def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dict[str, float], torch.Tensor]:
     """One GRPO update on a rollout; ``rewards`` is (P, G). Returns (stats, per-sequence advantages)."""
-    cfg, policy, dist = run.cfg, run.policy, run.dist
+    cfg, policy, dist = run.cfg, run.train_policy, run.dist
     beta = run.kl.beta
     stats = Stats()
 
@@ -113,7 +113,7 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
             grad_norms.append(optimizer_step(list(policy.parameters()), run.optimizer, run.scheduler, cfg.max_grad_norm))
             kl_now = dist.sum(kl_now)  # each process added its tokens' share of the global token mean
             stats.add("kl/approx", kl_now, 1)
-            if cfg.target_kl and kl_now > cfg.target_kl:
+            if cfg.early_stop_kl and kl_now > cfg.early_stop_kl:
                 stopped = True
                 break
         if stopped:

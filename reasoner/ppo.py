@@ -10,7 +10,7 @@ One update, in plain words:
    advantages are whitened over the batch;
 4. ``num_iterations`` epochs over ``minibatches`` random minibatches: clipped surrogate (plus the
    KL term when ``kl_mode=loss``, minus the entropy bonus) for the policy, clipped value loss for
-   the critic; stop early when the approximate KL to the old policy passes ``target_kl``.
+   the critic; stop early when the approximate KL to the old policy passes ``early_stop_kl``.
 
 The critic is a separate model initialised from the policy's weights with a fresh scalar head
 (``critic=separate``), or a scalar head on the policy's last hidden state (``critic=shared``,
@@ -74,8 +74,8 @@ def shared_forward(policy, head: ValueHead, mb: MicroBatch, temperature: float):
 def _forward(run, mb: MicroBatch):
     """(logits, values) of the current policy and critic."""
     if run.cfg.critic == "shared":
-        return shared_forward(run.policy, run.critic, mb, run.cfg.temperature)
-    return completion_logits(run.policy, mb), run.critic(mb)
+        return shared_forward(run.train_policy, run.critic, mb, run.cfg.temperature)
+    return completion_logits(run.train_policy, mb), run.critic(mb)
 
 
 def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dict[str, float], torch.Tensor]:
@@ -133,7 +133,7 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
 
     # 4. epochs over minibatches
     separate = run.critic_optimizer is not None
-    policy_params = list(run.policy.parameters()) + ([] if separate else list(run.critic.parameters()))
+    policy_params = list(run.train_policy.parameters()) + ([] if separate else list(run.critic.parameters()))
     grad_norms, stopped = [], False
     for _ in range(cfg.num_iterations):
         for mbs in minibatches:
@@ -152,7 +152,7 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
                     entropy_coef=cfg.entropy_coef, num_sequences=n_seq, num_tokens=n_tok,
                     max_tokens=cfg.max_new_tokens, world_size=dist.world)
                 last = j == len(mbs) - 1
-                with dist.no_sync(run.policy, skip=not last), dist.no_sync(run.critic, skip=not last or not separate):
+                with dist.no_sync(run.train_policy, skip=not last), dist.no_sync(run.critic, skip=not last or not separate):
                     out.loss.backward()  # DDP averages gradients over processes: the loss carries x world
                 w = mb.loss_mask.sum().item()
                 stats.add_policy_loss(out.policy, w)
@@ -166,7 +166,7 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
                 stats.add("grad/critic_norm", optimizer_step(list(run.critic.parameters()), run.critic_optimizer, None,
                                                              cfg.max_grad_norm), 1)
             stats.add("kl/approx", kl_now, 1)
-            if cfg.target_kl and kl_now > cfg.target_kl:
+            if cfg.early_stop_kl and kl_now > cfg.early_stop_kl:
                 stopped = True
                 break
         if stopped:

@@ -22,20 +22,22 @@ TASK = "task"
 
 
 @dataclass
-class Scored:
+class Judgement:
+    """What ``Rewarder.judge`` says about a list of completions: rewards, per-term rewards and verdicts."""
+
     rewards: list[float]  # combined reward per completion
     terms: dict[str, list[float | None]]  # per term: reward per completion (None: not applicable)
     verdicts: dict[str, list[Verdict | None]]  # per term: the verdicts
     correct: list[bool]  # the task verifier said ok
     errors: dict[str, int]  # per term: verifier_error verdicts
 
-    def __add__(self, other: "Scored") -> "Scored":
-        return Scored(self.rewards + other.rewards, {t: v + other.terms[t] for t, v in self.terms.items()},
+    def __add__(self, other: "Judgement") -> "Judgement":
+        return Judgement(self.rewards + other.rewards, {t: v + other.terms[t] for t, v in self.terms.items()},
                       {t: v + other.verdicts[t] for t, v in self.verdicts.items()}, self.correct + other.correct,
                       {t: n + other.errors.get(t, 0) for t, n in self.errors.items()})
 
-    def select(self, flat: list[int]) -> "Scored":
-        return Scored([self.rewards[i] for i in flat], {t: [v[i] for i in flat] for t, v in self.terms.items()},
+    def select(self, flat: list[int]) -> "Judgement":
+        return Judgement([self.rewards[i] for i in flat], {t: [v[i] for i in flat] for t, v in self.terms.items()},
                       {t: [v[i] for i in flat] for t, v in self.verdicts.items()}, [self.correct[i] for i in flat],
                       self.errors)
 
@@ -88,7 +90,7 @@ class Rewarder:
                 self._verifiers[name] = verifiers.get(name, **self.options.get(name, {}))
         return self._verifiers[name]
 
-    def _judge(self, term: str, texts: Sequence[str], examples: Sequence) -> list[Verdict | None]:
+    def _verdicts(self, term: str, texts: Sequence[str], examples: Sequence) -> list[Verdict | None]:
         if term != TASK:
             return verifiers.safe_verify_batch(self.verifier(term), texts, examples)
         out: list[Verdict | None] = [None] * len(texts)
@@ -102,11 +104,12 @@ class Rewarder:
                 out[i] = v
         return out
 
-    def score(self, texts: Sequence[str], examples: Sequence) -> Scored:
+    def judge(self, texts: Sequence[str], examples: Sequence) -> Judgement:
+        """Run every term's verifier on ``texts[i]`` against ``examples[i]``; the weighted reward of each."""
         terms, verdicts, errors = {}, {}, {}
         total = [0.0] * len(texts)
         for term, weight in self.weights.items():
-            vs = self._judge(term, texts, examples)
+            vs = self._verdicts(term, texts, examples)
             verdicts[term] = vs
             terms[term] = [None if v is None else float(v.reward) for v in vs]
             errors[term] = sum(1 for v in vs if v is not None and v.reason == "verifier_error")
@@ -119,8 +122,8 @@ class Rewarder:
         if TASK in verdicts:
             correct = [bool(v is not None and v.ok) for v in verdicts[TASK]]
         else:
-            correct = [bool(v is not None and v.ok) for v in self._judge(TASK, texts, examples)]
-        return Scored(total, terms, verdicts, correct, errors)
+            correct = [bool(v is not None and v.ok) for v in self._verdicts(TASK, texts, examples)]
+        return Judgement(total, terms, verdicts, correct, errors)
 
     def close(self) -> None:
         for v in self._verifiers.values():

@@ -32,8 +32,8 @@ class Run:
     cfg: TrainConfig
     dir: Path
     dist: Dist
-    policy: torch.nn.Module  # what the learner calls (wrapped for DDP/FSDP when several processes run)
-    module: torch.nn.Module  # the policy itself: what the sampler syncs from and checkpoints save
+    train_policy: torch.nn.Module  # what forward/backward go through: the policy, wrapped for DDP/FSDP by accelerate
+    bare_policy: torch.nn.Module  # the policy itself: what the sampler syncs from, checkpoints save, the reference copies
     reference: torch.nn.Module | None
     critic: torch.nn.Module | None  # PPO: a Critic (separate) or a ValueHead (shared)
     tokenizer: object
@@ -166,12 +166,12 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
         if state and state.get("critic") is not None:
             critic.load_state_dict(state["critic"])
     optimizer = _adamw(policy_params, cfg.learning_rate, cfg.weight_decay, device)
-    module = policy
-    policy, optimizer = dist.prepare(policy, optimizer)
+    bare_policy = policy
+    train_policy, optimizer = dist.prepare(policy, optimizer)
     if critic_optimizer is not None:
         critic, critic_optimizer = dist.prepare(critic, critic_optimizer)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
-    kl = KLController(cfg.beta, cfg.kl_target, cfg.kl_horizon)
+    kl = KLController(cfg.beta, cfg.adaptive_kl_target, cfg.adaptive_kl_horizon)
     if state:
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
@@ -187,14 +187,14 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
         raise ConfigError("--vllm-server-url with several processes: each would push weights into the same "
                           "server while the others sample from it; leave it out and each process starts its own")
     # the sampler starts from the policy's current weights (a resumed run's checkpoint)
-    sampler = make_sampler(cfg.sampler, current, tokenizer, policy=module, dtype=cfg.dtype, seed=cfg.seed,
+    sampler = make_sampler(cfg.sampler, current, tokenizer, policy=bare_policy, dtype=cfg.dtype, seed=cfg.seed,
                            max_model_len=min(cfg.max_prompt_tokens + cfg.max_new_tokens,
-                                             getattr(module.config, "max_position_embeddings", 1 << 30)),
+                                             getattr(bare_policy.config, "max_position_embeddings", 1 << 30)),
                            gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, kv_cache_gib=cfg.vllm_kv_cache_gib,
                            sleep_between_steps=cfg.vllm_sleep, server_url=cfg.vllm_server_url,
                            log_path=run_dir / (f"vllm-server-{dist.rank}.log" if dist.world > 1 else "vllm-server.log"),
                            fallback=cfg.sampler_fallback)
-    return Run(cfg, run_dir, dist, policy, module, reference, critic, tokenizer, sampler, optimizer, critic_optimizer,
+    return Run(cfg, run_dir, dist, train_policy, bare_policy, reference, critic, tokenizer, sampler, optimizer, critic_optimizer,
                scheduler, kl, rewarder, ThreadPoolExecutor(1, thread_name_prefix="rewards"), train_examples,
                train_prompt_ids, eval_examples, device)
 
@@ -212,6 +212,6 @@ def save(run: Run, step: int, before: dict | None) -> None:
         extra["critic_optimizer"] = run.critic_optimizer.state_dict()
     if run.reference is not None and run.cfg.ref_refresh_every:
         extra["reference"] = run.reference.state_dict()
-    checkpoint.save(run.dir, step, run.module, run.tokenizer, optimizer, run.scheduler, extra,
+    checkpoint.save(run.dir, step, run.bare_policy, run.tokenizer, optimizer, run.scheduler, extra,
                     keep=run.cfg.keep_checkpoints)
     run.dist.barrier()

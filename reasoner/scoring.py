@@ -98,7 +98,7 @@ def maj_at_k(keys: Sequence[str | None], correct: Sequence[bool], k: int) -> boo
     return winner is not None and bool(correct[winner])
 
 
-def score(examples: Sequence, completions: Sequence[Sequence[str]], judge,
+def grade(examples: Sequence, completions: Sequence[Sequence[str]], judge,
           extra: Sequence[Sequence[dict]] | None = None) -> list[dict]:
     """Judge every completion of every example with the example's own verifier.
 
@@ -111,7 +111,7 @@ def score(examples: Sequence, completions: Sequence[Sequence[str]], judge,
         raise ValueError(f"{len(completions)} groups of completions for {len(examples)} examples")
     texts = [t for group in completions for t in group]
     flat = [ex for ex, group in zip(examples, completions, strict=True) for _ in group]
-    verdicts = judge.score(texts, flat).verdicts[TASK] if texts else []
+    verdicts = judge.judge(texts, flat).verdicts[TASK] if texts else []
     records, pos = [], 0
     for i, (ex, group) in enumerate(zip(examples, completions, strict=True)):
         samples = []

@@ -32,7 +32,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from statistics import fmean, pstdev
 
@@ -45,7 +45,7 @@ from reasoner.config import ConfigError, TrainConfig, dump_yaml
 from reasoner.evaluate import evaluate
 from reasoner.batch import StepBatch
 from reasoner.reporting import Reporter
-from reasoner.rewards import TASK, Rewarder, Scored
+from reasoner.rewards import TASK, Rewarder, Judgement
 from reasoner.samplers import Completion, SamplingParams
 from reasoner.run import Run, save, setup
 
@@ -72,18 +72,18 @@ class Groups:
     examples: list
     prompts: list[list[int]]
     groups: list[list[Completion]]
-    scored: Scored  # flattened over groups, G entries per group
+    judged: Judgement  # flattened over groups, G entries per group
     rewards: torch.Tensor  # (P, G) reward of each completion, shaping included
 
     def select(self, keep: list[int]) -> "Groups":
         g = len(self.groups[0])
-        scored = self.scored.select([i * g + j for i in keep for j in range(g)])
+        judged = self.judged.select([i * g + j for i in keep for j in range(g)])
         return Groups([self.examples[i] for i in keep], [self.prompts[i] for i in keep],
-                      [self.groups[i] for i in keep], scored, self.rewards[keep])
+                      [self.groups[i] for i in keep], judged, self.rewards[keep])
 
     def extend(self, other: "Groups") -> "Groups":
         return Groups(self.examples + other.examples, self.prompts + other.prompts, self.groups + other.groups,
-                      self.scored + other.scored, torch.cat([self.rewards, other.rewards]))
+                      self.judged + other.judged, torch.cat([self.rewards, other.rewards]))
 
 
 def overlong_penalty(length: int, max_tokens: int, buffer: int) -> float:
@@ -118,19 +118,19 @@ def sample(run: Run, indices: list[int], seconds: dict[str, float], step: int, s
         groups += chunk
         texts = [c.text for g in chunk for c in g]
         judged = [ex for ex in examples[lo:hi] for _ in range(cfg.group_size)]
-        pending.append(run.reward_pool.submit(run.rewarder.score, texts, judged))
+        pending.append(run.reward_pool.submit(run.rewarder.judge, texts, judged))
     t1 = time.perf_counter()
     parts = [f.result() for f in pending]
     seconds["verify"] += time.perf_counter() - t1
-    scored = parts[0]
+    judged = parts[0]
     for part in parts[1:]:
-        scored = scored + part
+        judged = judged + part
     completions = [c for g in groups for c in g]
-    rewards = torch.tensor(scored.rewards, dtype=torch.float32)
+    rewards = torch.tensor(judged.rewards, dtype=torch.float32)
     if cfg.overlong == "penalty":
         rewards += torch.tensor([overlong_penalty(len(c.token_ids), cfg.max_new_tokens, cfg.overlong_buffer)
                                  for c in completions])
-    return Groups(examples, prompts, groups, scored, rewards.view(len(examples), cfg.group_size))
+    return Groups(examples, prompts, groups, judged, rewards.view(len(examples), cfg.group_size))
 
 
 def rollout(run: Run, step: int, seconds: dict[str, float]) -> tuple[Groups, Groups, dict[str, float]]:
@@ -174,16 +174,16 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     run.updating = True  # from here until the sampler has the new weights, the step cannot be abandoned cleanly
     stats, advantages = update(run, batch, data.rewards, step)
     t2 = time.perf_counter()
-    run.sampler.load_weights(run.module.named_parameters())  # the next rollout samples from the new policy
+    run.sampler.load_weights(run.bare_policy.named_parameters())  # the next rollout samples from the new policy
     t3 = time.perf_counter()
     run.kl.update(stats.get("kl/ref", 0.0), len(batch) * run.dist.world)
     if run.reference is not None and cfg.ref_refresh_every and (step + 1) % cfg.ref_refresh_every == 0:
-        run.reference.load_state_dict(run.module.state_dict())
+        run.reference.load_state_dict(run.bare_policy.state_dict())
     # 6. log (reward metrics describe the first round: the policy's own accuracy, before any filtering)
     local = {
-        "rewards": first.rewards.tolist(), "correct": first.scored.correct,
-        "terms": first.scored.terms, "errors": first.scored.errors,
-        "reasons": [v.reason if v is not None else "not_applicable" for v in first.scored.verdicts.get(TASK, [])],
+        "rewards": first.rewards.tolist(), "correct": first.judged.correct,
+        "terms": first.judged.terms, "errors": first.judged.errors,
+        "reasons": [v.reason if v is not None else "not_applicable" for v in first.judged.verdicts.get(TASK, [])],
         "lengths": [len(c.token_ids) for g in first.groups for c in g],
         "truncated": [c.finish_reason == "length" for g in first.groups for c in g],
         "stats": {**sampling, **stats}, "seconds": seconds, "samples": _sample_records(run, step, data, advantages),
@@ -256,7 +256,7 @@ def _sample_records(run: Run, step: int, data: Groups, advantages: torch.Tensor)
                 "advantage": round(advantages[g * g_size + j].item(), 4), "finish": c.finish_reason,
                 "verdicts": {t: (None if v[g * g_size + j] is None else
                                  {"reward": v[g * g_size + j].reward, "reason": v[g * g_size + j].reason})
-                             for t, v in data.scored.verdicts.items()},
+                             for t, v in data.judged.verdicts.items()},
             } for j, c in enumerate(data.groups[g])]})
     return records
 
@@ -357,7 +357,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True, co
         if step0 >= cfg.steps:
             raise ConfigError(f"{run_dir} has already trained {step0} steps: pass --steps N with N > {step0} to go on")
         state = {**checkpoint.load_state(ckpt), "model_dir": str(ckpt)}
-    cfg.output = str(run_dir)
+    cfg = replace(cfg, output=str(run_dir))
     existed = run_dir.exists()
     try:
         run = setup(cfg, run_dir, state)
@@ -391,7 +391,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True, co
     summary["versions"] = _versions()
     summary["processes"] = run.dist.world
     if run.dist.world > 1:  # every process must end with the same weights: a checksum per process shows it
-        checksum = float(sum(p.detach().double().sum().item() for p in run.module.parameters()))
+        checksum = float(sum(p.detach().double().sum().item() for p in run.bare_policy.parameters()))
         summary["param_checksums"] = run.dist.gather(checksum)
     if run.dist.is_main:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -125,18 +125,18 @@ def test_reference_refresh_copies_the_policy(tiny_model, digit_task, tmp_path):
 def test_grpo_variants_run(tiny_model, digit_task, tmp_path):
     out = tmp_path / "variants"
     train(tiny_cfg(tiny_model, digit_task, out, steps=2, loss_agg="token-mean", clip_high=0.28, dual_clip=3.0,
-                   scale_rewards="batch", kl_estimator="k2", kl_mode="reward", kl_target=0.01, minibatches=2,
-                   num_iterations=2, target_kl=10.0, entropy_coef=0.01, overlong="penalty", overlong_buffer=2),
+                   scale_rewards="batch", kl_estimator="k2", kl_mode="reward", adaptive_kl_target=0.01, minibatches=2,
+                   num_iterations=2, early_stop_kl=10.0, entropy_coef=0.01, overlong="penalty", overlong_buffer=2),
           show_progress=False)
     m = metrics(out)
     assert len(m) == 2 and m[0]["updates"] == 4  # 2 passes x 2 minibatches
     assert m[1]["kl/beta"] != m[0]["kl/beta"]  # the adaptive controller moved beta
 
 
-def test_target_kl_stops_a_step_early(tiny_model, digit_task, tmp_path):
+def test_early_stop_kl_stops_a_step_early(tiny_model, digit_task, tmp_path):
     out = tmp_path / "early"
     train(tiny_cfg(tiny_model, digit_task, out, steps=1, num_iterations=4, minibatches=2, learning_rate=0.05,
-                   target_kl=1e-6), show_progress=False)
+                   early_stop_kl=1e-6), show_progress=False)
     [m] = metrics(out)
     assert m["kl/early_stop"] == 1.0 and m["updates"] < 8
 

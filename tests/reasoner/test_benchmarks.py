@@ -1,6 +1,6 @@
 """Benchmark loaders and the scoring path of `reasoner eval`, fed the benchmarks' own reference solutions.
 
-No model: each reference solution goes through `reasoner.scoring.score` and `metrics`, the code
+No model: each reference solution goes through `reasoner.scoring.grade` and `metrics`, the code
 that scores a model's completions, and must come out right (and a wrong one wrong)."""
 
 import gzip
@@ -11,7 +11,7 @@ import pytest
 
 from reasoner import tasks
 from reasoner.rewards import TASK, Rewarder
-from reasoner.scoring import metrics, score
+from reasoner.scoring import grade, metrics
 from reasoner.tasks import TaskError, humaneval
 from tests.conftest import SHARED_DATA, write_jsonl
 
@@ -33,7 +33,7 @@ def data_env(monkeypatch, tmp_path):
 
 
 def scored(examples, completions, judge):
-    return metrics(score(examples, completions, judge))
+    return metrics(grade(examples, completions, judge))
 
 
 @needs_data
@@ -73,12 +73,12 @@ def test_humaneval_canonical_solutions_pass_and_bare_prompts_fail(judge):
     # a whole program in a fenced block, and a bare body (the prompt is the program's prefix)
     replies = [[f"```python\n{ex.meta['question']}{ex.meta['canonical_solution']}```",
                 f"Here it is:\n```python\n{ex.meta['canonical_solution']}```"] for ex in t]
-    records = score(list(t), replies, judge)
+    records = grade(list(t), replies, judge)
     failed = {r["id"]: [(c["reason"], c["details"]) for c in r["completions"] if not c["correct"]]
               for r in records if r["correct"] < 2}
     assert failed == {}
     assert metrics(records)["pass@k"] == {1: 1.0, 2: 1.0}
-    bare = metrics(score(list(t), [[f"```python\n{ex.meta['question']}```"] for ex in t], judge))
+    bare = metrics(grade(list(t), [[f"```python\n{ex.meta['question']}```"] for ex in t], judge))
     assert bare["pass@k"][1] == 0.0
     assert set(bare["reasons"]) <= {"failed", "runtime_error"}
 

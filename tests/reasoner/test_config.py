@@ -64,3 +64,13 @@ def test_unknown_command_line_option_suggests_the_closest():
 
     r = CliRunner().invoke(main, ["train", "--group-sise", "8"])
     assert r.exit_code == 2 and "Did you mean" in r.output and "'--group-size'" in r.output
+
+
+def test_renamed_settings_still_load_under_their_new_names(tmp_path):
+    from reasoner.config import RENAMED
+
+    path = tmp_path / "old.yaml"
+    path.write_text("kl_target: 0.02\nkl_horizon: 500\ntarget_kl: 0.3\n")  # a config.yaml written before the rename
+    cfg = from_dict(TrainConfig, load_yaml(path))
+    assert (cfg.adaptive_kl_target, cfg.adaptive_kl_horizon, cfg.early_stop_kl) == (0.02, 500, 0.3)
+    assert set(RENAMED.values()) <= set(TrainConfig.__dataclass_fields__)

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from reasoner import evaluate
 from reasoner.cli import main
 from reasoner.rewards import TASK, Rewarder
-from reasoner.scoring import metrics, score
+from reasoner.scoring import grade, metrics
 from tests.conftest import SHARED_DATA, write_jsonl
 
 needs_data = pytest.mark.skipif(not (SHARED_DATA / "gsm8k_test.jsonl").is_file(), reason="shared benchmark data not present")
@@ -122,7 +122,7 @@ def test_usage_errors():
 def _fake_run(out, examples, replies):
     """An evaluation output made by the real scoring and writing code from given completions."""
     judge = Rewarder({TASK: 1.0})
-    records = score(examples, replies, judge)
+    records = grade(examples, replies, judge)
     evaluate.write(out, {"tasks": {"arith": metrics(records)}}, {"arith": records})
     return out
 
@@ -179,7 +179,7 @@ def test_an_unjudged_sample_stops_the_evaluation():
     judge = Rewarder({TASK: 1.0})
     judge._verifiers["code"] = CodeVerifier(image="reasoner-sandbox:no-such-tag")
     try:
-        records = score(examples, [[f"```python\n{ex.meta['canonical_solution']}```"] for ex in examples], judge)
+        records = grade(examples, [[f"```python\n{ex.meta['canonical_solution']}```"] for ex in examples], judge)
     finally:
         judge.close()
     assert {c["reason"] for r in records for c in r["completions"]} == {"sandbox_error"}

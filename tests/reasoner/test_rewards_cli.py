@@ -67,7 +67,7 @@ def test_a_python_function_is_a_reward(tiny_model, digit_task, tmp_path, reward_
 
 def test_reward_functions_by_hand(reward_module):
     ex = Example(id="a", prompt="p", reference="x", verifier="format")
-    scored = Rewarder({"task": 0, f"{reward_module}:short": 1, f"{reward_module}:not_a_number": 1}).score(
+    scored = Rewarder({"task": 0, f"{reward_module}:short": 1, f"{reward_module}:not_a_number": 1}).judge(
         ["ab", "abcd"], [ex, ex])
     assert scored.terms[f"{reward_module}:short"] == [1.0, 0.0]
     assert [v.reason for v in scored.verdicts[f"{reward_module}:not_a_number"]] == ["verifier_error"] * 2
@@ -77,9 +77,9 @@ def test_reward_functions_by_hand(reward_module):
 
 def test_verifier_options_reach_the_verifier():
     ex = Example(id="a", prompt="p", reference="42", verifier="math")
-    plain = Rewarder({"task": 1}).score(["It is 42"], [ex])
+    plain = Rewarder({"task": 1}).judge(["It is 42"], [ex])
     assert plain.verdicts["task"][0].reason == "no_answer"
-    last = Rewarder({"task": 1}, {"math": {"strategies": "last_number", "workers": 0}}).score(["It is 42"], [ex])
+    last = Rewarder({"task": 1}, {"math": {"strategies": "last_number", "workers": 0}}).judge(["It is 42"], [ex])
     assert last.verdicts["task"][0].reason == "correct"
 
 

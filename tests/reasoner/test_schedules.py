@@ -74,7 +74,7 @@ def test_the_setting_reaches_the_policy(tiny_model, digit_task, tmp_path):
                                       "beta": 0, "gradient_checkpointing": on})
         run = setup(cfg, tmp_path / f"run-{on}", None)
         try:
-            layer = run.module.model.layers[0]
+            layer = run.bare_policy.model.layers[0]
             assert (layer.gradient_checkpointing and layer.training) == on
         finally:
             run.sampler.close()

@@ -135,3 +135,22 @@ def train_and_check_sync(sampler: str, model, task: str, out, steps: int, *extra
 def test_training_with_the_vllm_sampler(tiny_model, digit_task, tmp_path):
     steps = train_and_check_sync("vllm", tiny_model, digit_task, tmp_path / "run", 3)
     assert steps[-1]["kl/ref"] > 0
+
+
+def test_vllm_settings_reach_the_engine(tiny_model, digit_task, tmp_path, monkeypatch):
+    from reasoner.samplers.vllm import VLLMSampler
+    from reasoner.train import train
+
+    seen = {}
+    real = VLLMSampler.__init__
+
+    def noted(self, model_path, tokenizer, **kwargs):  # the real engine starts; its arguments are noted
+        seen.update(kwargs)
+        real(self, model_path, tokenizer, **kwargs)
+
+    monkeypatch.setattr(VLLMSampler, "__init__", noted)
+    cfg = TrainConfig(model=str(tiny_model), task=digit_task, sampler="vllm", vllm_kv_cache_gib=1,
+                      vllm_gpu_memory_utilization=0.3, vllm_sleep=False, steps=1, prompts_per_step=2, group_size=2,
+                      max_new_tokens=2, eval_size=0, output=str(tmp_path / "run"))
+    assert train(cfg, show_progress=False)["sampler"] == "vllm"
+    assert (seen["kv_cache_gib"], seen["gpu_memory_utilization"], seen["sleep_between_steps"]) == (1, 0.3, False)
