@@ -97,7 +97,7 @@ def main() -> None:
         settings = dict(RUNS[name])
         if args.limit is not None:
             settings["limit"] = args.limit
-        cfg = EvalConfig(model=args.model, tasks=(f"gsm8k:{args.data}",), max_tokens=args.max_tokens,
+        cfg = EvalConfig(model=args.model, tasks=(f"gsm8k:{args.data}",), max_new_tokens=args.max_tokens,
                          sampler=args.sampler, output=str(Path(args.output) / name), **settings)
         load_before = os.getloadavg()[0]
         start = time.perf_counter()

@@ -24,7 +24,7 @@ class EvalConfig:
     """Sampling temperature; 0 is greedy decoding (then --samples must be 1)."""
     top_p: float = 1.0
     """Nucleus sampling threshold (1.0 samples from the full distribution)."""
-    max_tokens: int = 1024
+    max_new_tokens: int = 1024
     """Maximum new tokens per completion; a completion cut here is scored as it stands."""
     k: str | None = None
     """k values of the table, comma-separated, e.g. 1,8,64 (default 1, 2, 4, ..., --samples); summary.json has every k."""
@@ -52,7 +52,7 @@ class EvalConfig:
     """vLLM on GPU: fraction of GPU memory the engine may take."""
 
     def validate(self) -> None:
-        for name in ("samples", "max_tokens", "batch_size"):
+        for name in ("samples", "max_new_tokens", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1 (got {getattr(self, name)})")
         if self.limit < 0:

@@ -134,10 +134,10 @@ def run(cfg: EvalConfig, show_progress: bool = True) -> dict:
     longest = max(len(p) for ids in prompt_ids for p in ids)
     torch.manual_seed(cfg.seed)
     sampler = make_sampler(cfg.sampler, model_dir, tokenizer, dtype=cfg.dtype, seed=cfg.seed,
-                           max_model_len=longest + cfg.max_tokens, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                           max_model_len=longest + cfg.max_new_tokens, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
                            kv_cache_gib=cfg.vllm_kv_cache_gib,
                            log_path=Path(cfg.output) / "vllm-server.log" if cfg.output else None)
-    params = SamplingParams(max_new_tokens=cfg.max_tokens, temperature=cfg.temperature,
+    params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                             top_p=cfg.top_p if cfg.temperature > 0 else 1.0)
     results: dict[str, dict] = {}
     bar = tqdm(total=sum(len(ex) for _, ex in loaded), unit="problem", disable=not show_progress, dynamic_ncols=True)

@@ -90,13 +90,16 @@ def _gguf_cache_path(gguf: Path, name: str | None = None) -> Path:
     return cache_dir() / "models" / f"{name or gguf.stem}-{key}"
 
 
-def resolve(spec: str) -> str:
-    """Return a local directory or Hub id that ``from_pretrained`` can load; convert GGUF once."""
+def resolve(spec: str, convert: bool = True) -> str:
+    """Return a local directory or Hub id that ``from_pretrained`` can load; convert GGUF once
+    (``convert=False``: say where the conversion would go instead of converting)."""
     tried = []
     if spec in ALIASES:
         gguf = _alias_gguf(spec)
         target = _gguf_cache_path(gguf, spec)
         if not (target / "config.json").is_file():
+            if not convert:
+                return f"{target} (converted from {gguf.name} on first use)"
             log.warning("converting %s to a Hugging Face directory in %s (once)", gguf.name, target)
             convert_gguf(gguf, target)
         return str(target)
@@ -106,6 +109,8 @@ def resolve(spec: str) -> str:
         if not path.is_file():
             raise ModelError(f"model {spec!r}: GGUF file not found")
         target = _gguf_cache_path(path)
+        if not (target / "config.json").is_file() and not convert:
+            return f"{target} (converted from {path.name} on first use)"
         if not (target / "config.json").is_file():
             log.warning("converting %s to a Hugging Face directory in %s (once)", path.name, target)
             try:

@@ -11,8 +11,9 @@ EPILOG = """\b
 Examples:
   reasoner eval smollm2-135m --task gsm8k --limit 50            # greedy pass@1 on 50 problems
   reasoner eval runs/a/checkpoints/step-000060 --task gsm8k --task math500 --output evals/a
+  reasoner eval runs/a --task gsm8k                             # a run directory: its latest checkpoint
   reasoner eval ./model --task gsm8k --samples 8 --temperature 0.6 --k 1,4,8   # pass@k, maj@k
-  reasoner eval ./model --task humaneval --max-tokens 512      # code, run in the Docker sandbox
+  reasoner eval ./model --task humaneval --max-new-tokens 512  # code, run in the Docker sandbox
   reasoner eval ./model --task jsonl:mine.jsonl --data-dir ~/benchmarks
   reasoner eval --compare evals/base evals/a                    # deltas with 95% bootstrap CIs
 
@@ -52,6 +53,7 @@ def eval_command(model, task_specs, compare_runs, quiet, as_json, **options):
         return
     if not model:
         raise click.UsageError("give the MODEL to evaluate (or --compare RUN_A RUN_B)")
+    model = _latest_checkpoint(model)
     cfg = from_dict(EvalConfig, {**given, "model": model, "tasks": tuple(task_specs)})
     summary = evaluate.run(cfg, show_progress=not quiet)
     if as_json:
@@ -62,3 +64,18 @@ def eval_command(model, task_specs, compare_runs, quiet, as_json, **options):
     click.echo(evaluate.table(summary, cfg.ks()))
     if cfg.output:
         click.echo(f"per-problem results and summary.json in {cfg.output}")
+
+
+def _latest_checkpoint(model: str) -> str:
+    """A training run's directory stands for its latest checkpoint."""
+    from pathlib import Path
+
+    root = Path(model) / "checkpoints"
+    if not root.is_dir() or (Path(model) / "config.json").is_file():
+        return model
+    steps = sorted((int(p.name.split("-")[1]), p) for p in root.glob("step-*")
+                   if p.name.split("-")[1].isdigit() and (p / "config.json").is_file())
+    if not steps:
+        raise click.ClickException(f"{model} is a run directory without a checkpoint yet")
+    click.echo(f"{model}: its latest checkpoint, {steps[-1][1]}", err=True)
+    return str(steps[-1][1])

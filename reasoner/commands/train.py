@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from reasoner.config import TrainConfig, click_options, from_dict, load_yaml, resolve_settings
+from reasoner.config import (TRAIN_CHOICES, TRAIN_SECTIONS, SectionedCommand, TrainConfig, click_options, from_dict,
+                             load_yaml, resolve_settings)
 
 EPILOG = """\b
 Examples:
@@ -27,12 +28,13 @@ Outputs go to the run directory: config.yaml, metrics.jsonl, samples.jsonl, summ
 eval_before.jsonl / eval_after.jsonl and checkpoints/step-N (Hugging Face format)."""
 
 
-@click.command(epilog=EPILOG, context_settings={"show_default": False})
+@click.command(cls=SectionedCommand, epilog=EPILOG, context_settings={"show_default": False})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML file of settings (keys as below, with _ or -).")
 @click.option("--resume", is_flag=True, help="Continue the run in --output from its last checkpoint (its saved settings, overridden by the options given).")
 @click.option("--quiet", is_flag=True, help="No progress bars; print only the summary.")
-@click_options(TrainConfig)
-def train(config_path, resume, quiet, **options):
+@click.option("--dry-run", is_flag=True, help="Print the resolved settings and what would be loaded, then stop.")
+@click_options(TrainConfig, sections=TRAIN_SECTIONS, choices=TRAIN_CHOICES)
+def train(config_path, resume, quiet, dry_run, **options):
     """Train a policy with GRPO or PPO on a verifiable task.
 
     Samples a group of completions per prompt, rewards each with verifiers, and updates the
@@ -55,6 +57,9 @@ def train(config_path, resume, quiet, **options):
         base = from_dict(TrainConfig, load_yaml(saved))
     file_values = load_yaml(config_path) if config_path else {}
     cfg = resolve_settings({**file_values, **given}, base=base)  # refused here, before torch is imported
+    if dry_run:
+        click.echo(dry_run_report(cfg, resume))
+        return
     from reasoner.train import train as run_training
 
     summary = run_training(cfg, resume=resume, show_progress=not quiet, command_line=["reasoner", *sys.argv[1:]])
@@ -81,4 +86,32 @@ def format_summary(s: dict) -> str:
     if t.get("step"):
         lines.append(f"seconds per step ({s['sampler']} sampler): generate {t['generate']:.2f}  verify {t['verify']:.2f}  "
                      f"learn {t['learn']:.2f}  weight sync {t['weight_sync']:.2f}  total {t['step']:.2f}")
+    return "\n".join(lines)
+
+
+def dry_run_report(cfg: TrainConfig, resume: bool) -> str:
+    """The resolved settings as YAML, then what a run would load (tasks are read; no model is)."""
+    import dataclasses
+
+    import yaml
+
+    from reasoner import models, tasks
+    from reasoner.train import default_run_dir
+
+    lines = ["# resolved settings (defaults < --preset < --config < options)",
+             yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False).rstrip(), "", "# would load"]
+    try:
+        where = models.resolve(cfg.model, convert=False)
+    except models.ModelError as exc:
+        raise click.ClickException(str(exc)) from None
+    lines.append(f"model: {cfg.model} -> {where}")
+    for label, spec, split in (("train task", cfg.task, "train"), ("eval task", cfg.eval_task or cfg.task, "test")):
+        try:
+            n = len(tasks.load(spec, split=split))
+            lines.append(f"{label}: {spec} ({n} problems{'' if label == 'train task' else ', first ' + str(cfg.eval_size)})")
+        except tasks.TaskError as exc:
+            lines.append(f"{label}: {spec} ({exc})")
+    lines.append(f"rewards: {', '.join(f'{k}={v:g}' for k, v in cfg.rewards.items())}; sampler: {cfg.sampler}")
+    out = cfg.output or str(default_run_dir(cfg))
+    lines.append(f"run directory: {out}{' (resumed)' if resume else ''}")
     return "\n".join(lines)

@@ -74,3 +74,56 @@ def test_renamed_settings_still_load_under_their_new_names(tmp_path):
     cfg = from_dict(TrainConfig, load_yaml(path))
     assert (cfg.adaptive_kl_target, cfg.adaptive_kl_horizon, cfg.early_stop_kl) == (0.02, 500, 0.3)
     assert set(RENAMED.values()) <= set(TrainConfig.__dataclass_fields__)
+
+
+def test_help_groups_every_setting_once_and_shows_choices():
+    from click.testing import CliRunner
+
+    from reasoner.cli import main
+    from reasoner.config import TRAIN_CHOICES, TRAIN_SECTIONS
+
+    listed = [name for names in TRAIN_SECTIONS.values() for name in names]
+    assert sorted(listed) == sorted(f.name for f in dataclasses.fields(TrainConfig))  # each field exactly once
+    text = CliRunner().invoke(main, ["train", "--help"]).output
+    positions = [text.index(f"\n{title}:\n") for title in TRAIN_SECTIONS]
+    assert positions == sorted(positions)
+    for name, allowed in TRAIN_CHOICES.items():
+        assert f"[{'|'.join(allowed)}]" in text, name
+    # an option sits under its own heading
+    kl = text[text.index("\nKL to the reference:\n"):text.index("\nOptimisation:\n")]
+    assert "--beta" in kl and "--kl-estimator" in kl and "--learning-rate" not in kl
+    r = CliRunner().invoke(main, ["train", "--lr-schedule", "cosin"])
+    assert r.exit_code == 2 and "'cosin' is not one of 'constant', 'linear', 'cosine'" in r.output
+
+
+def test_dry_run_prints_the_settings_and_what_would_load(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    code = ("import sys\nfrom reasoner.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('torch-imported' if 'vllm' in sys.modules else 'no-vllm')")
+    out = tmp_path / "never"
+    r = subprocess.run([sys.executable, "-c", code, "train", "--dry-run", "--preset", "dapo", "--steps", "5",
+                        "--output", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    settings_text, _, loads = r.stdout.partition("# would load")
+    settings = yaml.safe_load(settings_text)
+    assert settings["steps"] == 5 and settings["preset"] == "dapo" and settings["dynamic_sampling"] is True
+    assert "model: smollm2-135m ->" in loads and "train task: arithmetic (" in loads
+    assert f"run directory: {out}" in loads and not out.exists()
+    assert r.stdout.strip().endswith("no-vllm")
+
+
+def test_bad_settings_are_refused_before_torch_is_imported():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom reasoner.cli import main\n"
+            "try:\n    main(['train', '--preset', 'magic'])\nexcept SystemExit as e:\n    print('exit', e.code)\n"
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "unknown preset 'magic'" in r.stderr
+    assert r.stdout.split() == ["exit", "1", "False"]

