@@ -11,6 +11,18 @@ completion starts at the same column and the logits that predict it are the last
 Position ids count only real tokens (as ``generate`` and vLLM do), so a left-padded row
 scores exactly like the same row without padding.
 
+With a shared prefix (``shared_prefix``, Prefix Grouper, arXiv 2506.05433) the forward pass
+runs instead on one packed row per micro-batch: each distinct prompt once, followed by the
+completions that continue it. A block attention mask lets each completion see its own prompt
+and its own earlier tokens only, and position ids restart at the prompt's end for every
+completion, so every completion token is scored exactly as in its own row; the prompt's tokens
+are computed once instead of once per group member::
+
+    [p p p | c c c | c c | c c c c]      mask: c-block i sees the p-block and itself (causal)
+
+``score_positions`` (b, T) then say which positions of the row predict each completion token;
+the padded tensors (``completion_ids``, masks, log-probs) keep their (b, T) shape either way.
+
 The update fills in the rest of a micro-batch as it goes: the old, reference and (PPO) value
 tensors from no-grad passes, then the advantages (and PPO's returns). Nothing about a
 micro-batch lives anywhere else.
@@ -39,6 +51,11 @@ class MicroBatch:
     completion_mask: torch.Tensor  # (b, T)
     sampler_logprobs: torch.Tensor  # (b, T) log-probs the sampler reported (0 where unknown or padding)
     loss_mask: torch.Tensor | None = None  # (b, T) tokens that count in the loss; None: completion_mask
+    # the shared-prefix layout of the same sequences (None: the padded rows above are the forward's input)
+    shared_ids: torch.Tensor | None = None  # (1, L) each distinct prompt once, then its completions
+    shared_mask: torch.Tensor | None = None  # (1, 1, L, L) bool: which positions each position attends to
+    shared_positions: torch.Tensor | None = None  # (1, L)
+    score_positions: torch.Tensor | None = None  # (b, T) the row position whose logits predict each token
     # filled in by the update
     old_logprobs: torch.Tensor | None = None  # (b, T) log pi_old: the ratio's denominator
     ref_logprobs: torch.Tensor | None = None  # (b, T) log pi_ref (when beta > 0)
@@ -67,9 +84,11 @@ class StepBatch:
     def __len__(self) -> int:
         return len(self.completions)
 
-    def micro_batches(self, plan: list[list[list[int]]], pad_id: int, device) -> list[list[MicroBatch]]:
-        """Pack every micro-batch of ``plan`` (``minibatch_plan``) onto the device; sequences left out of
-        the loss get loss mask 0. Returns ``[minibatch][micro-batch]``."""
+    def micro_batches(self, plan: list[list[list[int]]], pad_id: int, device,
+                      shared_prefix: bool = False) -> list[list[MicroBatch]]:
+        """Pack every micro-batch of ``plan`` (``minibatch_plan``) onto the device, with the shared-prefix
+        layout too when asked; sequences left out of the loss get loss mask 0. Returns
+        ``[minibatch][micro-batch]``."""
         out = []
         for minibatch in plan:
             packed = []
@@ -79,6 +98,10 @@ class StepBatch:
                           [self.completions[i].logprobs for i in idx])
                 keep = torch.tensor([self.in_loss[i] for i in idx], dtype=mb.completion_mask.dtype)
                 mb.loss_mask = mb.completion_mask * keep.unsqueeze(-1)
+                if shared_prefix:
+                    (mb.shared_ids, mb.shared_mask, mb.shared_positions,
+                     mb.score_positions) = shared_layout([self.prompts[i] for i in idx],
+                                                         [self.completions[i].token_ids for i in idx])
                 packed.append(mb.to(device))
             out.append(packed)
         return out
@@ -119,11 +142,64 @@ def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
                       sampler_logprobs)
 
 
+def shared_layout(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]]):
+    """(ids, mask, positions, score_positions) of the shared-prefix row of these sequences (module docstring)."""
+    width_c = max(max(len(c) for c in completions), 1)
+    ids: list[int] = []
+    positions: list[int] = []
+    blocks: list[tuple[int, int, int, int]] = []  # (prompt start, prompt end, block start, block end)
+    prompt_at: dict[tuple[int, ...], tuple[int, int]] = {}
+    score = torch.zeros((len(prompts), width_c), dtype=torch.long)
+    for i, (p, c) in enumerate(zip(prompts, completions)):
+        key = tuple(p)
+        if key not in prompt_at:
+            prompt_at[key] = (len(ids), len(ids) + len(p))
+            ids += p
+            positions += range(len(p))
+            blocks.append((*prompt_at[key], *prompt_at[key]))
+        p0, p1 = prompt_at[key]
+        start = len(ids)
+        ids += c
+        positions += range(len(p), len(p) + len(c))
+        blocks.append((p0, p1, start, start + len(c)))
+        if c:  # token t is predicted at the position before it: the prompt's last token for t = 0
+            score[i, :len(c)] = torch.tensor([p1 - 1] + list(range(start, start + len(c) - 1)))
+        score[i, len(c):] = p1 - 1  # padding: any valid position (masked out of every sum)
+    n = len(ids)
+    mask = torch.zeros((n, n), dtype=torch.bool)
+    for p0, p1, b0, b1 in blocks:
+        if b0 != p0:  # a completion sees all of its prompt
+            mask[b0:b1, p0:p1] = True
+        mask[b0:b1, b0:b1] = torch.ones((b1 - b0, b1 - b0), dtype=torch.bool).tril()  # and itself causally
+    return (torch.tensor([ids], dtype=torch.long), mask[None, None], torch.tensor([positions], dtype=torch.long),
+            score)
+
+
+def forward_inputs(mb: MicroBatch) -> dict:
+    """The model call's inputs for ``mb``'s layout (padded rows, or the shared-prefix row)."""
+    if mb.score_positions is None:
+        return {"input_ids": mb.input_ids, "attention_mask": mb.attention_mask, "position_ids": mb.position_ids}
+    return {"input_ids": mb.shared_ids, "attention_mask": mb.shared_mask, "position_ids": mb.shared_positions}
+
+
+def keep_positions(mb: MicroBatch):
+    """``logits_to_keep`` for ``mb``: the last T + 1 columns, or exactly the scored positions of the row."""
+    if mb.score_positions is None:
+        return mb.completion_ids.shape[1] + 1
+    return mb.score_positions.flatten()
+
+
+def scored(mb: MicroBatch, per_position: torch.Tensor) -> torch.Tensor:
+    """(rows, L', ...) outputs at ``keep_positions`` -> (b, T, ...) aligned with ``completion_ids``."""
+    b, width_c = mb.completion_ids.shape
+    if mb.score_positions is None:
+        return per_position[:, -(width_c + 1):-1]
+    return per_position[0].reshape(b, width_c, *per_position.shape[2:])
+
+
 def completion_logits(model, mb: MicroBatch) -> torch.Tensor:  # (b, T, V)
-    width_c = mb.completion_ids.shape[1]
-    out = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, position_ids=mb.position_ids,
-                logits_to_keep=width_c + 1, use_cache=False)
-    return out.logits[:, :-1]
+    out = model(**forward_inputs(mb), logits_to_keep=keep_positions(mb), use_cache=False)
+    return scored(mb, out.logits)
 
 
 def completion_logprobs(model, mb: MicroBatch, temperature: float) -> torch.Tensor:  # (b, T)

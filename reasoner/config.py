@@ -171,7 +171,7 @@ TRAIN_SECTIONS = {
     "KL to the reference": ("beta", "kl_estimator", "kl_mode", "adaptive_kl_target", "adaptive_kl_horizon",
                             "ref_refresh_every"),
     "Optimisation": ("learning_rate", "lr_schedule", "warmup_steps", "weight_decay", "max_grad_norm",
-                     "micro_batch_size"),
+                     "micro_batch_size", "shared_prefix"),
     "Run and checkpoints": ("output", "steps", "max_wall_time", "save_every", "keep_checkpoints", "save_optimizer"),
     "Logging": ("report_to",),
 }
@@ -343,6 +343,8 @@ class TrainConfig:
     """PPO: normalise advantages to zero mean and unit variance over the batch's tokens."""
     micro_batch_size: int = 8
     """Sequences per forward/backward pass; gradients accumulate over the whole batch."""
+    shared_prefix: bool = False
+    """Learner passes compute each prompt once per micro-batch, its completions attending to it (same log-probs and gradients, fewer tokens)."""
     max_grad_norm: float = 1.0
     """Clip the global gradient norm to this value (0 disables clipping)."""
     rollout_chunks: int = 1

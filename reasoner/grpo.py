@@ -36,7 +36,7 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
     # 1. minibatches every process can fill (each must run the same number of synchronised steps)
     n_minibatches = int(dist.min(min(cfg.minibatches, max(len(batch), 1))))
     plan = minibatch_plan(len(batch), n_minibatches, cfg.micro_batch_size, f"{cfg.seed}-{step}-{dist.rank}")
-    minibatches = batch.micro_batches(plan, run.sampler.pad_id, run.device)
+    minibatches = batch.micro_batches(plan, run.sampler.pad_id, run.device, cfg.shared_prefix)
     micro = [mb for mbs in minibatches for mb in mbs]
 
     # 2. the reference's log-probs

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from reasoner.advantages import gae, mean_std, whiten
-from reasoner.batch import MicroBatch, StepBatch, completion_logits, completion_logprobs, minibatch_plan
+from reasoner.batch import (MicroBatch, StepBatch, completion_logits, completion_logprobs, forward_inputs,
+                            keep_positions, minibatch_plan, scored)
 from reasoner.learner import Stats, minibatch_normalisers, optimizer_step
 from reasoner.loss import approx_kl, kl_estimate, ppo_loss, sampler_mismatch, token_entropy, token_logprobs
 
@@ -55,20 +56,19 @@ class Critic(nn.Module):
         return cls(trunk, trunk.config.hidden_size).to(device)
 
     def forward(self, mb: MicroBatch) -> torch.Tensor:  # (b, T)
-        width = mb.completion_ids.shape[1]
-        hidden = self.trunk(input_ids=mb.input_ids, attention_mask=mb.attention_mask,
-                            position_ids=mb.position_ids, use_cache=False).last_hidden_state
-        return self.head(hidden[:, -(width + 1):-1])
+        hidden = self.trunk(**forward_inputs(mb), use_cache=False).last_hidden_state
+        return self.head(_scored_hidden(mb, hidden))
+
+
+def _scored_hidden(mb: MicroBatch, hidden: torch.Tensor) -> torch.Tensor:
+    """(rows, L, H) hidden states of every position -> (b, T, H) at the positions that predict completion tokens."""
+    return scored(mb, hidden if mb.score_positions is None else hidden[:, keep_positions(mb)])
 
 
 def shared_forward(policy, head: ValueHead, mb: MicroBatch, temperature: float):
     """Policy logits and values from one forward pass of the policy (``critic=shared``)."""
-    width = mb.completion_ids.shape[1]
-    out = policy(input_ids=mb.input_ids, attention_mask=mb.attention_mask, position_ids=mb.position_ids,
-                 output_hidden_states=True, use_cache=False, logits_to_keep=width + 1)
-    logits = out.logits[:, :-1]
-    values = head(out.hidden_states[-1][:, -(width + 1):-1])
-    return logits, values
+    out = policy(**forward_inputs(mb), output_hidden_states=True, use_cache=False, logits_to_keep=keep_positions(mb))
+    return scored(mb, out.logits), head(_scored_hidden(mb, out.hidden_states[-1]))
 
 
 def _forward(run, mb: MicroBatch):
@@ -86,7 +86,7 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
     # minibatches every process can fill (each must run the same number of synchronised steps)
     n_minibatches = int(dist.min(min(cfg.minibatches, max(len(batch), 1))))
     plan = minibatch_plan(len(batch), n_minibatches, cfg.micro_batch_size, f"{cfg.seed}-{step}-{dist.rank}")
-    minibatches = batch.micro_batches(plan, run.sampler.pad_id, run.device)
+    minibatches = batch.micro_batches(plan, run.sampler.pad_id, run.device, cfg.shared_prefix)
     micro = [mb for mbs in minibatches for mb in mbs]
 
     # 1. the no-grad pass
