@@ -31,7 +31,7 @@ TRAIN_CHOICES = {"algorithm": ("grpo", "ppo"), "kl_estimator": ("k1", "k2", "k3"
                  "loss_agg": ("seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"),
                  "scale_rewards": ("group", "batch", "none"), "overlong": ("none", "mask", "penalty"),
                  "critic": ("separate", "shared"), "lr_schedule": ("constant", "linear", "cosine"),
-                 "old_logprobs": ("learner", "sampler"), "dtype": ("float32", "bfloat16", "float16")}
+                 "old_logprobs": ("learner", "sampler"), "amp": ("none", "bf16"), "dtype": ("float32", "bfloat16", "float16")}
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -171,7 +171,7 @@ TRAIN_SECTIONS = {
     "KL to the reference": ("beta", "kl_estimator", "kl_mode", "adaptive_kl_target", "adaptive_kl_horizon",
                             "ref_refresh_every"),
     "Optimisation": ("learning_rate", "lr_schedule", "warmup_steps", "weight_decay", "max_grad_norm",
-                     "micro_batch_size", "shared_prefix"),
+                     "micro_batch_size", "shared_prefix", "amp"),
     "Run and checkpoints": ("output", "steps", "max_wall_time", "save_every", "keep_checkpoints", "save_optimizer"),
     "Logging": ("report_to",),
 }
@@ -343,6 +343,8 @@ class TrainConfig:
     """PPO: normalise advantages to zero mean and unit variance over the batch's tokens."""
     micro_batch_size: int = 8
     """Sequences per forward/backward pass; gradients accumulate over the whole batch."""
+    amp: str = "none"
+    """Mixed precision of the learner's passes: none (dtype as loaded) or bf16 (autocast: bf16 matmuls, on CPU through AMX where the CPU has it; fp32 weights and optimizer)."""
     shared_prefix: bool = False
     """Learner passes compute each prompt once per micro-batch, its completions attending to it (same log-probs and gradients, fewer tokens)."""
     max_grad_norm: float = 1.0

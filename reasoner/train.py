@@ -172,7 +172,8 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     # 3-5. advantages, loss and optimizer steps (GRPO or PPO), then sync the sampler
     update = ppo.update if cfg.algorithm == "ppo" else grpo.update
     run.updating = True  # from here until the sampler has the new weights, the step cannot be abandoned cleanly
-    stats, advantages = update(run, batch, data.rewards, step)
+    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
+        stats, advantages = update(run, batch, data.rewards, step)
     t2 = time.perf_counter()
     run.sampler.load_weights(run.bare_policy.named_parameters())  # the next rollout samples from the new policy
     t3 = time.perf_counter()

@@ -68,6 +68,7 @@ COVERAGE: dict[str, list[str]] = {
     "whiten_advantages": [CHANGES.format("whiten_advantages")],
     "micro_batch_size": [SETTINGS + "test_micro_batch_size_splits_the_forward_passes"],
     "shared_prefix": ["tests/reasoner/test_shared_prefix.py::test_training_with_a_shared_prefix_ends_with_the_same_weights"],
+    "amp": ["tests/reasoner/test_shared_prefix.py::test_amp_bf16_runs_the_learner_under_autocast"],
     "max_grad_norm": [CHANGES.format("max_grad_norm")],
     "rollout_chunks": [SETTINGS + "test_rollout_chunks_split_the_generation"],
     "rewards": [TRAIN_CLI + "test_a_crashing_plugin_does_not_stop_training",

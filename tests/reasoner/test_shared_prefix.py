@@ -118,3 +118,25 @@ def test_training_with_a_shared_prefix_ends_with_the_same_weights(tiny_model, di
     assert rows and set(rows) == {4}  # only the --shared-prefix run packed shared rows: 8 sequences, 2 micro-batches
     for name, w in weights["--no-shared-prefix"].items():
         torch.testing.assert_close(weights["--shared-prefix"][name], w, atol=1e-5, rtol=1e-4)
+
+
+def test_amp_bf16_runs_the_learner_under_autocast(tiny_model, digit_task, tmp_path, monkeypatch):
+    import reasoner.grpo
+
+    seen = []
+    real = reasoner.grpo.completion_logits
+
+    def spy(model, mb):
+        out = real(model, mb)
+        seen.append((torch.is_autocast_enabled("cpu"), out.dtype))
+        return out
+
+    monkeypatch.setattr(reasoner.grpo, "completion_logits", spy)
+    for amp in ("none", "bf16"):
+        r = CliRunner().invoke(main, ["train", "--model", str(tiny_model), "--task", digit_task, "--steps", "1",
+                                      "--amp", amp, "--sampler", "hf", "--prompts-per-step", "2", "--group-size", "2",
+                                      "--max-new-tokens", "4", "--eval-size", "0", "--output", str(tmp_path / amp),
+                                      "--quiet"])
+        assert r.exit_code == 0, r.output
+    assert set(seen[:len(seen) // 2]) == {(False, torch.float32)}
+    assert set(seen[len(seen) // 2:]) == {(True, torch.bfloat16)}
