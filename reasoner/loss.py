@@ -21,6 +21,11 @@ Aggregation over tokens (``aggregate``), with m the completion mask:
     token-mean               sum_i sum_t m x / sum_i sum_t m          DAPO (Yu et al. 2025)
     seq-mean-token-sum-norm  sum_i sum_t m x / (B * max_tokens)       Dr. GRPO (Liu et al. 2025)
 
+The variants are a table, ``POLICY_LOSSES`` (``loss_agg`` -> function): ``grpo_loss``,
+``dapo_loss``, ``dr_grpo_loss``; each is keyword-only and returns the whole objective of one
+micro-batch (surrogate, KL term, entropy bonus, times the number of processes) with its
+statistics. ``ppo_loss`` adds the clipped value loss to the variant it names.
+
 Truncated importance sampling (TIS, Yao et al. 2025, "Your efficient RL framework secretly
 brings you off-policy RL training"): when the sampler's probabilities differ from the learner's
 (other kernels, lower precision), ``pg_t`` is multiplied by ``min(pi_old_t / pi_sampler_t, C)``.

@@ -36,6 +36,7 @@ def test_unloadable_directory_is_a_one_line_error(tmp_path):
     assert "\n" not in str(err.value.message)
 
 
+@pytest.mark.slow  # converts the real 135M-parameter GGUF file (~15 s)
 def test_gguf_conversion_of_smollm2(tmp_path, monkeypatch):
     monkeypatch.setenv("REASONER_CACHE", str(tmp_path / "cache"))
     gguf = models._alias_gguf("smollm2-135m")

@@ -57,6 +57,7 @@ def answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow  # starts a vLLM server process (~20 s on CPU)
 def test_pushed_weights_are_what_makes_the_server_agree_with_the_learner(server, tiny_model):
     sampler, tokenizer = server
     policy = models.load_model(str(tiny_model)).eval()
@@ -65,6 +66,7 @@ def test_pushed_weights_are_what_makes_the_server_agree_with_the_learner(server,
     assert 0 < sampler.sync_seconds < 30
 
 
+@pytest.mark.slow  # starts a vLLM server process (~20 s on CPU)
 def test_groups_seeds_and_greedy(server):
     sampler, tokenizer = server
     prompts = encode_prompts(tokenizer, ["abc", "hello there"])
@@ -85,6 +87,7 @@ def test_groups_seeds_and_greedy(server):
     assert greedy == sampler.generate(prompts, 1, SamplingParams(max_new_tokens=10, temperature=0.0))
 
 
+@pytest.mark.slow  # starts a vLLM server process (~20 s on CPU)
 def test_a_server_that_cannot_start_is_one_clear_error(unloadable, tmp_path):
     from reasoner.samplers.vllm_server import VLLMServerSampler
     from reasoner.samplers import SamplerError
@@ -96,6 +99,7 @@ def test_a_server_that_cannot_start_is_one_clear_error(unloadable, tmp_path):
     assert "\n" not in err.value.message and str(log) in err.value.message
 
 
+@pytest.mark.slow  # starts a vLLM server process (~20 s on CPU)
 def test_a_url_with_no_server_or_the_wrong_server(tiny_model, tmp_path):
     from reasoner.samplers.vllm_server import VLLMServerSampler, free_port
     from reasoner.samplers import SamplerError
@@ -122,6 +126,7 @@ def test_a_url_with_no_server_or_the_wrong_server(tiny_model, tmp_path):
         web.wait()
 
 
+@pytest.mark.slow  # starts a vLLM server process (~20 s on CPU)
 def test_training_with_a_server_it_starts_and_one_already_running(server, tiny_model, digit_task, tmp_path):
     before = children()
     for name, extra in (("own", []), ("running", ["--vllm-server-url", server[0].url])):

@@ -250,24 +250,34 @@ def run_inline(jobs: list[tuple[str, str, float]], timeout: float) -> list[Resul
             except MemoryError:
                 out.append(MEMORY)
             continue
-        old = signal.signal(signal.SIGALRM, _alarm)
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+        # The alarm raises only while armed: one that comes after the check ended (a loaded machine
+        # delivers it late) is ignored instead of escaping from the finally clause.
+        armed = [True]
+
+        def on_alarm(signum, frame):
+            if armed[0]:
+                raise _Overrun()
+
+        old = signal.signal(signal.SIGALRM, on_alarm)
+        result = None
         try:
-            out.append(run_check(answer, reference, rel_tol))
+            try:
+                signal.setitimer(signal.ITIMER_REAL, timeout)
+                result = run_check(answer, reference, rel_tol)
+            finally:
+                armed[0] = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
         except MemoryError:
-            out.append(MEMORY)
+            result = MEMORY
         except _Overrun:
-            out.append(("timeout", {"bound": "time", "limit_s": timeout}))
+            result = ("timeout", {"bound": "time", "limit_s": timeout})
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
+        out.append(result)
     return out
 
 
 class _Overrun(BaseException):
     """Raised by the alarm; a BaseException so the checker's ``except Exception`` cannot swallow it."""
 
-
-def _alarm(signum, frame):
-    raise _Overrun()
 
