@@ -246,6 +246,9 @@ def main() -> None:
         result = {"status": "sandbox_error", "details": {"error": f"harness: {type(exc).__name__}: {exc}"}}
     if job["mode"] == "function":
         result.setdefault("details", {})["calls"] = link.calls
+    result["details"] = wire.clean_details(result.get("details"))
+    if "stdout" in result:
+        result["stdout"] = wire.clean_text(result["stdout"], int(job["limits"]["max_output"]))
     wire.write_frame(3, result)
     try:
         os.kill(pid, signal.SIGKILL)

@@ -5,11 +5,13 @@ that must still pass. docs/sandbox.md cites these tests by name."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
 
 from reasoner.sandbox import FunctionTests, Limits
+from reasoner.sandbox.inside import wire
 
 pytestmark = pytest.mark.docker
 
@@ -159,4 +161,63 @@ def test_program_exceptions_cannot_end_the_tests_iteration(single, raised):
     good = "def is_even(x):\n    return x % 2 == 0\ndef double(x):\n    return 2 * x\n"
     run = single.run(good, tests, SHORT)
     assert run.status == "passed", run
+    victims(single)
+
+
+# ---- program text leaving the container ----------------------------------------------------------
+
+HUGE_ERROR = program("""
+    import sys
+    candidate = sys.modules["reasoner.sandbox.inside.candidate"]
+    # the program's own process reports its load error: make that report 30 MB, with lone surrogates
+    candidate._describe = lambda exc: {"type": "ValueError", "message": "\\ud800" + "x" * 30_000_000,
+                                       "extra": ["\\udfff" * 1000] * 5000}
+    raise ValueError("boom")
+    """)
+SURROGATES = program("""
+    def f(x):
+        raise ValueError("bad \\ud800 text \\udc80")
+    """)
+
+
+def _valid_and_small(details: dict) -> None:
+    text = json.dumps(details, ensure_ascii=False)
+    text.encode("utf-8")  # no lone surrogates
+    assert len(text) <= wire.MAX_TEXT, len(text)
+
+
+def test_a_30_mb_error_frame_is_capped(single):
+    run = single.run(HUGE_ERROR, FunctionTests("assert f(1) == 1"), SHORT)
+    assert run.status == "runtime_error", run.status
+    _valid_and_small(run.details)
+    run = single.run(SURROGATES, FunctionTests("assert f(1) == 1"), SHORT)
+    assert run.status == "runtime_error", run.status
+    _valid_and_small(run.details)
+    assert "bad \ufffd" in run.details["error"] and "\ufffd\ufffd\ufffd text" in run.details["error"], run.details
+    victims(single)
+
+
+def test_lone_surrogates_reach_the_cli_and_the_evaluation_writer_as_valid_utf8(single, tmp_path):
+    from click.testing import CliRunner
+
+    from reasoner.cli import main
+    from reasoner.evaluate import write
+    from reasoner.verifiers.code import CodeVerifier
+
+    (tmp_path / "p.py").write_text(HUGE_ERROR, encoding="utf-8")
+    (tmp_path / "t.py").write_text("assert f(1) == 1\n")
+    result = CliRunner().invoke(main, ["sandbox", "run", str(tmp_path / "p.py"), "--tests", str(tmp_path / "t.py")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout_bytes.decode("utf-8"))  # strict: valid UTF-8
+    assert shown["status"] == "runtime_error"
+    assert len(result.stdout_bytes) < 4 * wire.MAX_TEXT  # 64 Ki characters, at most 3 bytes each here
+
+    verdict = CodeVerifier.verdict(single.run(SURROGATES, FunctionTests("assert f(1) == 1"), SHORT))
+    sample = {"text": "```python\n...\n```", "correct": verdict.ok, "reason": verdict.reason,
+              "details": verdict.details}
+    write(tmp_path / "eval", {"tasks": {}}, {"code": [{"id": "x", "completions": [sample]}]})
+    row = json.loads((tmp_path / "eval" / "code.jsonl").read_bytes().decode("utf-8"))
+    assert row["completions"][0]["reason"] == "runtime_error"
+    assert "\ufffd" in row["completions"][0]["details"]["error"]
     victims(single)
