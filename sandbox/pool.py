@@ -401,8 +401,10 @@ class Sandbox:
         if reply.get("retire"):
             log.debug("sandbox container retires: %s", reply["retire"])
             self._replace(slot)
-        return Execution(reply["status"], str(reply.get("stdout", "")), str(reply.get("stderr", "")),
-                         float(reply.get("seconds", 0.0)), dict(reply.get("details") or {}))
+        cap = max(limits.max_output, 1)
+        return Execution(reply["status"], wire.clean_text(reply.get("stdout", ""), cap),
+                         wire.clean_text(reply.get("stderr", ""), cap), float(reply.get("seconds", 0.0)),
+                         wire.clean_details(reply.get("details") or {}))
 
     def _boot(self, slot: int) -> BaseException | None:
         """Start the slot's container on its host; the error when it could not."""

@@ -14,7 +14,9 @@ process to have answered every call: an exit, a crash or a protocol violation is
 
 from __future__ import annotations
 
+import ast
 import builtins
+import keyword
 import os
 import signal
 import socket
@@ -33,6 +35,11 @@ class ProgramError(Exception):
 
 
 _RAISED: dict[str, type] = {}
+# Exceptions that steer iteration or the interpreter rather than report an error: one of these
+# from the program must never end a test's ``map``/``zip``/generator silently, or stop the tests.
+# Like PEP 479 they reach the tests as a RuntimeError (a runtime_error verdict).
+CONTROL_FLOW = frozenset({"StopIteration", "StopAsyncIteration", "GeneratorExit", "KeyboardInterrupt",
+                          "SystemExit"})
 
 
 def raised(info: dict) -> BaseException:
@@ -42,7 +49,9 @@ def raised(info: dict) -> BaseException:
     cls = _RAISED.get(name)
     if cls is None:
         base = getattr(builtins, name, None)
-        if isinstance(base, type) and issubclass(base, Exception) and base is not ProgramError:
+        if name in CONTROL_FLOW or (isinstance(base, type) and issubclass(base, (StopIteration, StopAsyncIteration))):
+            cls = _RAISED.setdefault(name, type(name, (RuntimeError, ProgramError), {}))
+        elif isinstance(base, type) and issubclass(base, Exception) and base is not ProgramError:
             try:
                 cls = type(name, (base, ProgramError), {})
             except TypeError:
@@ -237,6 +246,9 @@ def main() -> None:
         result = {"status": "sandbox_error", "details": {"error": f"harness: {type(exc).__name__}: {exc}"}}
     if job["mode"] == "function":
         result.setdefault("details", {})["calls"] = link.calls
+    result["details"] = wire.clean_details(result.get("details"))
+    if "stdout" in result:
+        result["stdout"] = wire.clean_text(result["stdout"], int(job["limits"]["max_output"]))
     wire.write_frame(3, result)
     try:
         os.kill(pid, signal.SIGKILL)
@@ -266,23 +278,27 @@ def run_function_tests(link: Link, tests: dict) -> dict:
     failure, ready = loaded(link)
     if failure:
         return failure
-    functions = {}
-    names = ready.get("names")
-    for name, ref in (names.items() if type(names) is dict else ()):
-        if type(name) is str and type(ref) is int:
-            functions[name] = Remote(link, ref, "function")
-    namespace = {"__name__": "__tests__", "__builtins__": builtins, **functions}
     try:
         code = compile(tests["source"], "<tests>", "exec")
+        bound = bound_names(tests["source"])
     except (SyntaxError, ValueError) as exc:
         return {"status": "sandbox_error", "details": {"error": f"the tests do not compile: {exc}"}}
+    offered, functions = {}, {}
+    names = ready.get("names")
+    for name, ref in (names.items() if type(names) is dict else ()):
+        if type(ref) is int and type(name) is str and name.isidentifier() and not name.startswith("__"):
+            offered[name] = Remote(link, ref, "function")
+            if program_name_allowed(name, bound):
+                functions[name] = offered[name]
+    # The trusted keys go in last: nothing derived from the program can replace them.
+    namespace = {**functions, "__name__": "__tests__", "__builtins__": builtins}
     source_lines = tests["source"].splitlines()
     try:
         exec(code, namespace)
         entry = tests.get("entry_point")
         check = namespace.get("check")
         if entry:
-            target = functions.get(entry)
+            target = offered.get(entry) if type(entry) is str else None
             if target is None:
                 return {"status": "failed", "details": {"error": f"the program defines no function {entry!r}"}}
             if callable(check):
@@ -300,6 +316,38 @@ def run_function_tests(link: Link, tests: dict) -> dict:
     if link.calls == 0:
         return {"status": "failed", "details": {"error": "the tests never called the program"}}
     return {"status": "passed", "details": {}}
+
+
+MAX_NAME = 200
+
+
+def program_name_allowed(name, bound: frozenset[str]) -> bool:
+    """Whether a name the program defines may become a global of the tests: an identifier, not
+    a keyword, not private or dunder, not a builtin (``sorted``, ``abs``, ``len`` keep their
+    meaning in the tests) and not a name the tests bind themselves (``check``, their imports,
+    their helpers)."""
+    return (type(name) is str and 0 < len(name) <= MAX_NAME and name.isidentifier() and name.isascii()
+            and not keyword.iskeyword(name) and not name.startswith("_") and not hasattr(builtins, name)
+            and name not in bound)
+
+
+def bound_names(source: str) -> frozenset[str]:
+    """Every name the tests' source binds anywhere (definitions, imports, assignments, targets)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            names.update(node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return frozenset(names)
 
 
 def _show(text: str) -> None:

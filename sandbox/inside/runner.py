@@ -189,8 +189,9 @@ def supervise(job: dict, zygote: Zygote, oom_before: int | None) -> dict:
     stdout = verdict.get("stdout")
     if not isinstance(stdout, str):
         stdout = streams[out_r].decode("utf-8", "replace")
-    return {"status": verdict["status"], "stdout": stdout, "stderr": streams[err_r].decode("utf-8", "replace"),
-            "seconds": round(seconds, 6), "details": details}
+    return {"status": verdict["status"], "stdout": wire.clean_text(stdout, cap),
+            "stderr": streams[err_r].decode("utf-8", "replace"), "seconds": round(seconds, 6),
+            "details": wire.clean_details(details)}
 
 
 def _verdict(data: bytes, timed_out: bool, limits: dict, oom_before: int | None) -> dict:

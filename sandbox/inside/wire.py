@@ -24,6 +24,8 @@ HEADER = 4
 MAX_FRAME = 64 << 20  # a frame larger than this is a protocol violation
 MAX_DEPTH = 200
 MAX_ITEMS = 1_000_000  # elements materialised from one iterator
+MAX_TEXT = 64 << 10   # characters of a verdict's details (as JSON), and of any one string in them
+MAX_DETAIL_ITEMS = 1000
 
 
 class WireError(Exception):
@@ -221,3 +223,51 @@ def _list(v) -> list:
     if type(v) is not list:
         raise WireError("expected a list")
     return v
+
+
+# ---- program-derived text leaving the container -------------------------------------------------
+
+def clean_text(text, limit: int = MAX_TEXT) -> str:
+    """``text`` as a string of at most ``limit`` characters (plus a note of how many were cut)
+    that is valid UTF-8: lone surrogates become U+FFFD."""
+    if type(text) is not str:
+        text = repr(text) if text is not None else ""
+    if len(text) > limit:
+        text = f"{text[:limit]}... [{len(text) - limit} more characters]"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def clean(value, limit: int = MAX_TEXT, depth: int = 0, items: int = MAX_DETAIL_ITEMS):
+    """Plain JSON data (dicts with string keys, lists, scalars) with every string `clean_text`
+    and at most ``items`` entries in each dict and list."""
+    t = type(value)
+    if value is None or t is bool or t is int or t is float:
+        return value if t is not float or math.isfinite(value) else repr(value)
+    if t is str:
+        return clean_text(value, limit)
+    if depth >= 8:
+        return clean_text(repr(value)[:limit], limit)
+    if t is dict:
+        return {clean_text(k, 200): clean(v, limit, depth + 1, items) for k, v in list(value.items())[:items]}
+    if t in (list, tuple):
+        return [clean(v, limit, depth + 1, items) for v in value[:items]]
+    return clean_text(str(value), limit)
+
+
+def clean_details(details) -> dict:
+    """A verdict's details, `clean` and at most `MAX_TEXT` characters as JSON: strings are cut
+    shorter and lists and dicts trimmed until it fits."""
+    if type(details) is not dict:
+        details = {"error": details}
+    limit, items = MAX_TEXT, MAX_DETAIL_ITEMS
+    while True:
+        out = clean(details, limit, 0, items)
+        if len(json.dumps(out, ensure_ascii=False)) <= MAX_TEXT:
+            return out
+        if limit < 64:
+            return {"error": "the verdict's details were too large", "truncated": True}
+        limit, items = limit // 4, max(8, items // 4)

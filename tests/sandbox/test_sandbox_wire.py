@@ -112,3 +112,14 @@ def test_oversized_and_truncated_frames():
 ])
 def test_whitespace_tolerant_comparison(got, expected, same):
     assert same_tokens(got, expected) is same
+
+
+def test_clean_details_caps_and_makes_valid_utf8():
+    from reasoner.sandbox.inside.wire import MAX_TEXT, clean_details, clean_text
+    assert clean_text("ok \ud800!") == "ok \ufffd\ufffd\ufffd!"
+    assert clean_text("x" * 10, 4) == "xxxx... [6 more characters]"
+    import json
+    huge = clean_details({"error": "y" * (30 << 20), "list": ["\udfff" * 100] * 10_000, 1: float("nan")})
+    text = json.dumps(huge, ensure_ascii=False)
+    assert len(text) <= MAX_TEXT and text.encode("utf-8")
+    assert huge["error"].startswith("yyy") and huge["1"] == "nan"

@@ -1,0 +1,223 @@
+"""Attacks on the integrity of a verdict and of the container between jobs: programs written
+the way a policy that samples millions of them would find these holes. Each attack runs on one
+warm container (`single`) and is followed by a correct "victim" program in the same container
+that must still pass. docs/sandbox.md cites these tests by name."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from reasoner.sandbox import FunctionTests, Limits
+from reasoner.sandbox.inside import wire
+
+pytestmark = pytest.mark.docker
+
+SHORT = Limits(timeout=3.0)
+
+HUMANEVAL_FLOAT = FunctionTests(textwrap.dedent("""
+    def check(candidate):
+        assert abs(candidate(1.0, 2.0) - 1.5) < 1e-6
+        assert round(candidate(0.25, 0.75), 3) == 0.5
+        assert len(str(candidate(2.0, 4.0))) >= 3
+        assert min(candidate(1.0, 1.0), 5) == 1.0
+    """), "mean2")
+MEAN_OK = "def mean2(a, b):\n    return (a + b) / 2\n"
+
+MBPP_SET = FunctionTests(textwrap.dedent("""
+    assert set(evens([1, 2, 3, 4])) == set([2, 4])
+    assert sorted(evens([4, 3, 2])) == sorted([2, 4])
+    assert len(evens([1, 3])) == 0
+    """))
+EVENS_OK = "def evens(xs):\n    return [x for x in xs if x % 2 == 0]\n"
+
+
+def program(src: str) -> str:
+    return textwrap.dedent(src).lstrip()
+
+
+def victims(sandbox) -> None:
+    """Correct programs right after an attack, in the same container: they pass, wrong ones fail."""
+    for src, tests in ((MEAN_OK, HUMANEVAL_FLOAT), (EVENS_OK, MBPP_SET)):
+        run = sandbox.run(src, tests, SHORT)
+        assert run.status == "passed", run
+    wrong = sandbox.run(EVENS_OK.replace("== 0", "== 1"), MBPP_SET, SHORT)
+    assert wrong.status == "failed", wrong
+
+
+# ---- the program's messages and names ------------------------------------------------------------
+
+FORGED_NAMES = program("""
+    import builtins, sys
+    class Everything:
+        # what the tests would read as their builtins if this object became their __builtins__
+        def __call__(self, *args):
+            return 0
+        def __getitem__(self, name):
+            if name in ("abs", "round", "len", "min", "set", "sorted", "str"):
+                return lambda *args, **kwargs: 0
+            return getattr(builtins, name)
+    everything = Everything()
+    def mean2(a, b):
+        return 0
+    def evens(xs):
+        return 0
+    wire = sys.modules["reasoner.sandbox.inside.wire"]
+    honest_pack = wire.pack
+    def pack(obj):
+        # rewrite the ready message: announce our object under the tests' trusted names
+        if isinstance(obj, dict) and isinstance(obj.get("ready"), dict):
+            names = obj["ready"]["names"]
+            for forged in ("__builtins__", "__name__", "sorted", "set", "abs", "len", "check",
+                           "not an identifier", "__import__", "_private"):
+                names[forged] = names["everything"]
+        return honest_pack(obj)
+    wire.pack = pack
+    """)
+
+
+def test_forged_names_in_the_ready_message_do_not_reach_the_tests(single):
+    for tests in (HUMANEVAL_FLOAT, MBPP_SET):
+        run = single.run(FORGED_NAMES, tests, SHORT)
+        assert run.status in ("failed", "runtime_error"), run
+        assert run.status != "passed"
+    victims(single)
+
+
+def test_a_program_defining_builtin_names_does_not_change_the_tests(single):
+    shadow = program("""
+        def abs(x):
+            return 0
+        def round(x, n=0):
+            return 0.5
+        def len(x):
+            return 3
+        def min(*a):
+            return 1.0
+        def set(x):
+            return 1
+        def sorted(x):
+            return 1
+        def str(x):
+            return "xyz"
+        def mean2(a, b):
+            return 0
+        def evens(xs):
+            return 0
+        """)
+    for tests in (HUMANEVAL_FLOAT, MBPP_SET):
+        run = single.run(shadow, tests, SHORT)
+        assert run.status != "passed", run
+    # A correct program with helpers of those names is judged on its own functions and passes.
+    helpers = "def sorted(xs):\n    return list(xs)\ndef evens(xs):\n    return sorted(x for x in xs if x % 2 == 0)\n"
+    run = single.run(helpers, MBPP_SET, SHORT)
+    assert run.status == "passed", run
+    victims(single)
+
+
+def test_program_names_the_tests_bind_stay_the_tests(single):
+    # The tests' own helper `expected` and their `check` win over the program's of the same name,
+    # and the function under test is still found.
+    tests = FunctionTests(textwrap.dedent("""
+        def expected(a, b):
+            return (a + b) / 2
+        def check(candidate):
+            assert candidate(1.0, 3.0) == expected(1.0, 3.0)
+        """), "mean2")
+    cheat = "def expected(a, b):\n    return 0\ndef check(candidate):\n    pass\ndef mean2(a, b):\n    return 0\n"
+    run = single.run(cheat, tests, SHORT)
+    assert run.status == "failed", run
+    run = single.run(MEAN_OK, tests, SHORT)
+    assert run.status == "passed", run
+    victims(single)
+
+
+# ---- the program's exceptions ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("raised", ["StopIteration", "StopAsyncIteration", "GeneratorExit", "KeyboardInterrupt",
+                                    "SystemExit", "Stop"])
+def test_program_exceptions_cannot_end_the_tests_iteration(single, raised):
+    src = program(f"""
+        class Stop(StopIteration):
+            pass
+        def is_even(x):
+            raise {raised}
+        def double(x):
+            raise {raised}
+        """)
+    tests = FunctionTests(textwrap.dedent("""
+        assert all(map(is_even, [2, 4, 6]))
+        for got, want in zip(map(double, [1, 2]), [2, 4]):
+            assert got == want
+        assert list(filter(is_even, [1, 2])) == [2]
+        """))
+    run = single.run(src, tests, SHORT)
+    assert run.status in ("runtime_error", "failed"), run
+    humaneval = FunctionTests("def check(candidate):\n    assert all(map(candidate, [2, 4]))\n", "is_even")
+    run = single.run(src, humaneval, SHORT)
+    assert run.status in ("runtime_error", "failed"), run
+    good = "def is_even(x):\n    return x % 2 == 0\ndef double(x):\n    return 2 * x\n"
+    run = single.run(good, tests, SHORT)
+    assert run.status == "passed", run
+    victims(single)
+
+
+# ---- program text leaving the container ----------------------------------------------------------
+
+HUGE_ERROR = program("""
+    import sys
+    candidate = sys.modules["reasoner.sandbox.inside.candidate"]
+    # the program's own process reports its load error: make that report 30 MB, with lone surrogates
+    candidate._describe = lambda exc: {"type": "ValueError", "message": "\\ud800" + "x" * 30_000_000,
+                                       "extra": ["\\udfff" * 1000] * 5000}
+    raise ValueError("boom")
+    """)
+SURROGATES = program("""
+    def f(x):
+        raise ValueError("bad \\ud800 text \\udc80")
+    """)
+
+
+def _valid_and_small(details: dict) -> None:
+    text = json.dumps(details, ensure_ascii=False)
+    text.encode("utf-8")  # no lone surrogates
+    assert len(text) <= wire.MAX_TEXT, len(text)
+
+
+def test_a_30_mb_error_frame_is_capped(single):
+    run = single.run(HUGE_ERROR, FunctionTests("assert f(1) == 1"), SHORT)
+    assert run.status == "runtime_error", run.status
+    _valid_and_small(run.details)
+    run = single.run(SURROGATES, FunctionTests("assert f(1) == 1"), SHORT)
+    assert run.status == "runtime_error", run.status
+    _valid_and_small(run.details)
+    assert "bad \ufffd" in run.details["error"] and "\ufffd\ufffd\ufffd text" in run.details["error"], run.details
+    victims(single)
+
+
+def test_lone_surrogates_reach_the_cli_and_the_evaluation_writer_as_valid_utf8(single, tmp_path):
+    from click.testing import CliRunner
+
+    from reasoner.cli import main
+    from reasoner.evaluate import write
+    from reasoner.verifiers.code import CodeVerifier
+
+    (tmp_path / "p.py").write_text(HUGE_ERROR, encoding="utf-8")
+    (tmp_path / "t.py").write_text("assert f(1) == 1\n")
+    result = CliRunner().invoke(main, ["sandbox", "run", str(tmp_path / "p.py"), "--tests", str(tmp_path / "t.py")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout_bytes.decode("utf-8"))  # strict: valid UTF-8
+    assert shown["status"] == "runtime_error"
+    assert len(result.stdout_bytes) < 4 * wire.MAX_TEXT  # 64 Ki characters, at most 3 bytes each here
+
+    verdict = CodeVerifier.verdict(single.run(SURROGATES, FunctionTests("assert f(1) == 1"), SHORT))
+    sample = {"text": "```python\n...\n```", "correct": verdict.ok, "reason": verdict.reason,
+              "details": verdict.details}
+    write(tmp_path / "eval", {"tasks": {}}, {"code": [{"id": "x", "completions": [sample]}]})
+    row = json.loads((tmp_path / "eval" / "code.jsonl").read_bytes().decode("utf-8"))
+    assert row["completions"][0]["reason"] == "runtime_error"
+    assert "\ufffd" in row["completions"][0]["details"]["error"]
+    victims(single)
