@@ -222,10 +222,14 @@ def main() -> None:
     oom_before = oom_kills()
     limits_before = own_limits()
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    dropped_r, dropped_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the program's process: keep only its socket and stdout/stderr
         try:
+            os.close(dropped_r)
             privileges.become_program()  # its own uid, no capability: nothing trusted is reachable
+            os.write(dropped_w, b"1")  # before any program code: the program cannot unsay or fake it
+            os.close(dropped_w)
             os.dup2(theirs.fileno(), 3)
             os.closerange(4, 1 << 16)
             os.close(0)
@@ -241,6 +245,14 @@ def main() -> None:
         finally:
             os._exit(0)
     theirs.close()
+    os.close(dropped_w)
+    if os.read(dropped_r, 1) != b"1":  # never ran the program: the container is broken, not the program
+        os.close(dropped_r)
+        _kill_quietly(pid)
+        wire.write_frame(3, {"status": "sandbox_error", "details": {
+            "error": "the program's process could not switch to the program's user", "infrastructure": True}})
+        os._exit(0)
+    os.close(dropped_r)
     tests = wire.read_frame(0)  # only now: the program's process never had the tests in memory
     link = Link(mine, pid, oom_before)
     try:
@@ -362,6 +374,13 @@ def bound_names(source: str) -> frozenset[str]:
         elif isinstance(node, ast.ExceptHandler) and node.name:
             names.add(node.name)
     return frozenset(names)
+
+
+def _kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _show(text: str) -> None:
