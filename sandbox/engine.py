@@ -11,7 +11,7 @@ import os
 import socket
 from typing import Any
 
-from reasoner.sandbox import SandboxUnavailable
+from reasoner.sandbox import SandboxUnavailable, seccomp
 from reasoner.sandbox.inside import BOOTSTRAP
 
 IMAGE = "reasoner-sandbox:1"
@@ -141,7 +141,8 @@ def container_settings(image: str, job_memory_mb: int) -> dict[str, Any]:
         nano_cpus=int(CPUS * 1e9),                 # one container cannot take more than its CPU share
         cap_drop=["ALL"],                          # no capability but the three the trusted processes
         cap_add=CAPS,                              # hold to run the program as a user of its own
-        security_opt=["no-new-privileges"],        # setuid binaries give nothing (seccomp stays default)
+        security_opt=["no-new-privileges",         # setuid binaries give nothing
+                      seccomp.security_opt()],     # Docker's default denials and more (sandbox/seccomp.py)
         ipc_mode="private",                        # System V IPC of its own ...
         sysctls={"kernel.shmmax": "0", "kernel.msgmni": "0", "kernel.sem": "0 0 0 0",
                  "fs.mqueue.queues_max": "0"},     # ... and none at all: nothing outlives a job there

@@ -298,3 +298,81 @@ def test_a_container_is_replaced_after_jobs_per_container_jobs():
         assert [i for i in ids if i] and len({tuple(i) for i in ids}) >= 3
         with pytest.raises(ValueError):
             Sandbox(jobs_per_container=0)
+
+
+# ---- kernel interfaces and channels between jobs ------------------------------------------------
+
+KERNEL = program("""
+    import ctypes, os, socket
+    libc = ctypes.CDLL(None, use_errno=True)
+    def io_uring():
+        params = ctypes.create_string_buffer(120)
+        out = []
+        for call in (lambda: libc.syscall(425, 8, params), lambda: libc.syscall(426, 0, 1, 0, 0, 0, 0),
+                     lambda: libc.syscall(427, 0, 0, 0, 0)):  # io_uring_setup, _enter, _register
+            ctypes.set_errno(0)
+            out.append((call(), ctypes.get_errno()))
+        return out
+    def sockets():
+        out = []
+        for family, kind in ((socket.AF_VSOCK, socket.SOCK_STREAM), (socket.AF_NETLINK, socket.SOCK_RAW)):
+            try:
+                socket.socket(family, kind).close()
+                out.append("opened")
+            except OSError as exc:
+                out.append(exc.errno)
+        return out
+    def namespaces():
+        return [libc.unshare(0x10000000), libc.unshare(0x20000000)]  # CLONE_NEWUSER, CLONE_NEWPID
+    """)
+
+
+def test_io_uring_vsock_netlink_and_new_namespaces_are_denied(single):
+    """The container's seccomp profile (sandbox/seccomp.py) refuses io_uring, AF_VSOCK and
+    AF_NETLINK sockets and new namespaces with an error the program sees; a C++ program with a
+    thread still compiles and runs, and so does a forking Python program."""
+    tests = ("assert io_uring() == [(-1, 1)] * 3, io_uring()\nassert sockets() == [97, 97], sockets()\n"
+             "assert namespaces() == [-1, -1]")
+    run = single.run(KERNEL, FunctionTests(tests), SHORT)
+    assert run.status == "passed", run
+    from reasoner.sandbox import Case, StdioTests
+    cpp = ("#include <iostream>\n#include <thread>\n"
+           "int main(){long a,b;std::cin>>a>>b;std::thread t([&]{a+=b;});t.join();std::cout<<a<<'\\n';}\n")
+    run = single.run(cpp, StdioTests((Case("2 3", "5"), Case("-4 4", "0"))), Limits(timeout=20.0), language="cpp")
+    assert run.status == "passed", run
+    fork = "import os\npid = os.fork()\nif pid == 0:\n    os._exit(3)\nprint(os.waitpid(pid, 0)[1] >> 8)\n"
+    assert single.run(fork, StdioTests((Case("", "3"),)), SHORT).status == "passed"
+    victims(single)
+
+
+def test_an_abstract_unix_socket_does_not_outlive_its_job(single):
+    """A job binds an abstract unix socket and leaves a process holding it, to answer the next
+    job: the next job finds the name free and nothing listening."""
+    hold = program("""
+        import os, socket, time
+        def f():
+            if os.fork() == 0:
+                os.setsid()
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.bind("\\0reasoner-register")
+                s.listen(1)
+                while True:
+                    conn, _ = s.accept()
+                    conn.sendall(b"42")
+            time.sleep(0.2)
+            return 1
+        """)
+    assert single.run(hold, FunctionTests("assert f() == 1"), SHORT).status == "passed"
+    look = program("""
+        import socket
+        def f():
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect("\\0reasoner-register")
+                return s.recv(8)
+            except OSError as exc:
+                return type(exc).__name__
+        """)
+    run = single.run(look, FunctionTests("assert f() == 'ConnectionRefusedError', f()"), SHORT)
+    assert run.status == "passed", run
+    victims(single)

@@ -51,6 +51,8 @@ def test_hardening_as_docker_reports_it(single, api):
     host = info["HostConfig"]
     assert (host["NetworkMode"], host["ReadonlyRootfs"], host["CapDrop"], host["SecurityOpt"][:1]) == (
         "none", True, ["ALL"], ["no-new-privileges"])
+    from reasoner.sandbox import seccomp
+    assert host["SecurityOpt"][1:] == [seccomp.security_opt()]  # our profile, not Docker's default
     assert sorted(host["CapAdd"]) == sorted(f"CAP_{c}" for c in engine.CAPS) or sorted(host["CapAdd"]) == sorted(
         engine.CAPS)
     assert host["Memory"] == host["MemorySwap"] == engine.memory_limit_mb(single.limits.memory_mb) << 20
