@@ -23,11 +23,13 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 
-from reasoner.sandbox import FunctionTests, Job, Limits, engine
+from reasoner.sandbox import FunctionTests, Job, Limits, engine, seccomp
+from reasoner.sandbox.inside import privileges
 from reasoner.sandbox.pool import Sandbox
 
 
@@ -42,12 +44,16 @@ def script(p: dict) -> str:
 
 
 def docker_run_argv() -> list[str]:
-    """``docker run`` with the settings of the pool's containers (engine.container_settings)."""
+    """``docker run`` with the settings of the pool's containers (engine.container_settings);
+    the program runs as the image's unprivileged user."""
     mem = f"{engine.memory_limit_mb(Limits().memory_mb)}m"
-    return ["docker", "run", "--rm", "-i", "--network", "none", "--read-only",
+    profile = os.path.join(tempfile.mkdtemp(prefix="reasoner-bench-"), "seccomp.json")
+    with open(profile, "w") as f:
+        json.dump(seccomp.profile(), f)
+    return ["docker", "run", "--rm", "-i", "--network", "none", "--read-only", "--security-opt", f"seccomp={profile}",
             "--tmpfs", f"/tmp:rw,exec,nosuid,nodev,size={engine.TMPFS_MB}m,mode=1777",
             "--memory", mem, "--memory-swap", mem, "--pids-limit", str(engine.PIDS), "--cpus", str(engine.CPUS),
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", engine.USER,
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", f"{privileges.PROGRAM}:{privileges.PROGRAM}",
             "--log-driver", "none", "--ulimit", f"nofile={engine.OPEN_FILES}:{engine.OPEN_FILES}",
             engine.IMAGE, "python3", "-I", "-"]
 

@@ -173,6 +173,7 @@ def _run_task(sampler, judge: Rewarder, examples: list, prompt_ids: list, cfg: E
         t_gen, t_score = t_gen + t1 - t0, t_score + t2 - t1
         tokens += sum(len(c.token_ids) for g in groups for c in g)
         bar.update(len(chunk))
+    regrade_unjudged(examples, records, judge)
     check_judged(records)
     metrics = scoring.metrics(records)
     samples = [s for r in records for s in r["completions"]]
@@ -186,13 +187,47 @@ def _run_task(sampler, judge: Rewarder, examples: list, prompt_ids: list, cfg: E
     return {"metrics": metrics, "records": records}
 
 
+REGRADE_ATTEMPTS = 2    # more judgements of a sample the sandbox could not judge
+REGRADE_WAIT = 6.0      # seconds before each: longer than the pool's probe of a host out of rotation
+
+
+def _unjudged(records: list[dict]) -> list[tuple[int, int]]:
+    return [(i, j) for i, r in enumerate(records) for j, s in enumerate(r["completions"])
+            if s["details"].get("sandbox_error")]
+
+
+def regrade_unjudged(examples: Sequence, records: list[dict], judge: Rewarder, attempts: int = REGRADE_ATTEMPTS,
+                     wait: float = REGRADE_WAIT) -> int:
+    """``records[i]`` being the record of ``examples[i]``, judge again the samples whose judgement failed for a reason that is not theirs (the sandbox
+    lost a container or a host, or could not start one), up to ``attempts`` more times, ``wait``
+    seconds apart. Updates ``records`` in place; returns how many are still unjudged."""
+    for _ in range(attempts):
+        todo = _unjudged(records)
+        if not todo:
+            return 0
+        log.warning("the sandbox could not judge %d completion(s) (%s); judging them again in %g s", len(todo),
+                    records[todo[0][0]]["completions"][todo[0][1]]["details"].get("error", "sandbox_error"), wait)
+        time.sleep(wait)
+        again = scoring.grade([examples[i] for i, _ in todo],
+                              [[records[i]["completions"][j]["text"]] for i, j in todo], judge)
+        for (i, j), fresh in zip(todo, again, strict=True):
+            old = records[i]["completions"][j]
+            new = fresh["completions"][0]
+            records[i]["completions"][j] = {**old, **{k: new[k] for k in ("answer", "key", "correct", "reward",
+                                                                          "reason", "details")}}
+            records[i]["correct"] = sum(s["correct"] for s in records[i]["completions"])
+    return len(_unjudged(records))
+
+
 def check_judged(records: list[dict]) -> None:
-    """A sample the sandbox could not judge is not a wrong answer: stop instead of reporting a low score."""
-    failed = [s for r in records for s in r["completions"] if s["details"].get("sandbox_error")]
+    """A sample the sandbox could not judge (even judged again) is not a wrong answer: stop
+    instead of reporting a low score, with one line that says why."""
+    failed = [records[i]["completions"][j] for i, j in _unjudged(records)]
     if failed:
-        raise EvalError(f"the sandbox could not judge {len(failed)} completion(s) "
-                        f"({failed[0]['details'].get('error', failed[0]['reason'])}); "
-                        "run `reasoner sandbox check` for the fix")
+        total = sum(len(r["completions"]) for r in records)
+        error = " ".join(str(failed[0]["details"].get("error", failed[0]["reason"])).split())[:300]
+        raise EvalError(f"the sandbox could not judge {len(failed)} of {total} completion(s), even judged again "
+                        f"({error}); run `reasoner sandbox check` for the fix")
     errors = [s for r in records for s in r["completions"] if s["reason"] == "verifier_error"]
     if errors:
         log.warning("%d completion(s) got verifier_error (scored 0), e.g. %s", len(errors),

@@ -11,14 +11,15 @@ import os
 import socket
 from typing import Any
 
-from reasoner.sandbox import SandboxUnavailable
+from reasoner.sandbox import SandboxUnavailable, seccomp
 from reasoner.sandbox.inside import BOOTSTRAP
 
 IMAGE = "reasoner-sandbox:1"
 """The runner image (`reasoner sandbox build`); the tag changes when the recipe does."""
 LABEL = "reasoner.sandbox"
 OWNER = "reasoner.sandbox.owner"
-USER = "10001:10001"     # no such user on the host; not root inside
+USER = "0:0"             # the runner starts as root with CAPS only and switches at once (inside/privileges.py)
+CAPS = ["SETUID", "SETGID", "KILL"]
 TMPFS_MB = 64            # /tmp, the only writable directory (also counted in the memory limit)
 TMPFS_FILES = 8192       # files and directories in /tmp (bounds the cleanup after a job)
 SHM_MB = 16              # /dev/shm
@@ -138,8 +139,10 @@ def container_settings(image: str, job_memory_mb: int) -> dict[str, Any]:
         memswap_limit=memory,                      # ... with no swap on top
         pids_limit=PIDS,                           # fork bombs and thread bombs stop here
         nano_cpus=int(CPUS * 1e9),                 # one container cannot take more than its CPU share
-        cap_drop=["ALL"],                          # no capability, even for a root process
-        security_opt=["no-new-privileges"],        # setuid binaries give nothing (seccomp stays default)
+        cap_drop=["ALL"],                          # no capability but the three the trusted processes
+        cap_add=CAPS,                              # hold to run the program as a user of its own
+        security_opt=["no-new-privileges",         # setuid binaries give nothing
+                      seccomp.security_opt()],     # Docker's default denials and more (sandbox/seccomp.py)
         ipc_mode="private",                        # System V IPC of its own ...
         sysctls={"kernel.shmmax": "0", "kernel.msgmni": "0", "kernel.sem": "0 0 0 0",
                  "fs.mqueue.queues_max": "0"},     # ... and none at all: nothing outlives a job there

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 GRACE = 3.0            # seconds past a job's timeout before the host kills its container
 RETRIES = 2            # times a job whose host went away under it is sent to another host
 PROBE_INTERVAL = 5.0   # seconds between checks of a host that is out of rotation
+JOBS_PER_CONTAINER = 2000  # a container is replaced after this many jobs, even when nothing went wrong
 _OPEN: "weakref.WeakSet[Sandbox]" = weakref.WeakSet()
 
 
@@ -89,7 +90,7 @@ class Sandbox:
 
     def __init__(self, workers: int = 2, limits: Limits | None = None, image: str = engine.IMAGE,
                  hosts: str | Sequence[str] | None = None, retries: int = RETRIES,
-                 probe_interval: float = PROBE_INTERVAL):
+                 probe_interval: float = PROBE_INTERVAL, jobs_per_container: int = JOBS_PER_CONTAINER):
         self.hosts: list[Host] = hostlist.parse(hosts, workers)
         if retries < 0:
             raise ValueError("retries must be >= 0")
@@ -106,6 +107,11 @@ class Sandbox:
         self.probe_interval = probe_interval
         self._containers: list[Container | None] = [None] * self.workers
         self._epochs = [0] * self.workers   # the host's epoch when the slot's container started
+        self._jobs = [0] * self.workers     # jobs the slot's container has run
+        if jobs_per_container < 1:
+            raise ValueError("jobs_per_container must be >= 1")
+        self.jobs_per_container = jobs_per_container
+        """Jobs after which a container is replaced by a fresh one, whatever happened in it."""
         self._lock = threading.Lock()       # start and close
         self._closed = False
         self._threads: list[threading.Thread] = []
@@ -398,9 +404,16 @@ class Sandbox:
         if type(reply) is not dict or reply.get("nonce") != nonce or reply.get("status") not in STATUSES:
             self._replace(slot)
             return sandbox_error("protocol violation from the container's runner")
-        if reply.get("retire"):
-            log.debug("sandbox container retires: %s", reply["retire"])
+        self._jobs[slot] += 1
+        if reply.get("retire") or self._jobs[slot] >= self.jobs_per_container:
+            log.debug("sandbox container retires: %s", reply.get("retire") or f"{self._jobs[slot]} jobs")
             self._replace(slot)
+        details = reply.get("details")
+        if reply["status"] == "sandbox_error" and type(details) is dict and details.get("infrastructure"):
+            # the runner or the harness failed, not the program: judged again in a fresh container
+            self._replace(slot)
+            raise Lost(f"the container could not judge the job: {wire.clean_text(details.get('error'), 500)}",
+                       host_down=False)
         cap = max(limits.max_output, 1)
         return Execution(reply["status"], wire.clean_text(reply.get("stdout", ""), cap),
                          wire.clean_text(reply.get("stderr", ""), cap), float(reply.get("seconds", 0.0)),
@@ -415,6 +428,7 @@ class Sandbox:
         except Exception as exc:  # noqa: BLE001 - the daemon's trouble, reported by the caller
             return exc
         self._containers[slot], self._epochs[slot] = container, epoch
+        self._jobs[slot] = 0
         return None
 
     def _replace(self, slot: int) -> None:

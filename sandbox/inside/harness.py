@@ -22,7 +22,7 @@ import signal
 import socket
 import traceback
 
-from reasoner.sandbox.inside import candidate, wire
+from reasoner.sandbox.inside import candidate, privileges, wire
 
 
 class ProgramGone(BaseException):
@@ -190,6 +190,13 @@ def _remote_ref(value) -> wire.Ref:
     raise TypeError(f"a {type(value).__name__} cannot be passed to the program (plain data only)")
 
 
+def own_limits() -> list:
+    """This process's rlimits, nice value and CPU affinity (what another process of its user could change)."""
+    import resource
+    return [[resource.getrlimit(getattr(resource, n)) for n in sorted(dir(resource)) if n.startswith("RLIMIT_")],
+            os.getpriority(os.PRIO_PROCESS, 0), sorted(os.sched_getaffinity(0))]
+
+
 def oom_kills() -> int | None:
     """The container's out-of-memory kill count (cgroup v1 or v2), None if unreadable."""
     for path, key in (("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill"),
@@ -213,10 +220,16 @@ def main() -> None:
     if job is None:
         os._exit(0)
     oom_before = oom_kills()
+    limits_before = own_limits()
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    dropped_r, dropped_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the program's process: keep only its socket and stdout/stderr
         try:
+            os.close(dropped_r)
+            privileges.become_program()  # its own uid, no capability: nothing trusted is reachable
+            os.write(dropped_w, b"1")  # before any program code: the program cannot unsay or fake it
+            os.close(dropped_w)
             os.dup2(theirs.fileno(), 3)
             os.closerange(4, 1 << 16)
             os.close(0)
@@ -232,6 +245,14 @@ def main() -> None:
         finally:
             os._exit(0)
     theirs.close()
+    os.close(dropped_w)
+    if os.read(dropped_r, 1) != b"1":  # never ran the program: the container is broken, not the program
+        os.close(dropped_r)
+        _kill_quietly(pid)
+        wire.write_frame(3, {"status": "sandbox_error", "details": {
+            "error": "the program's process could not switch to the program's user", "infrastructure": True}})
+        os._exit(0)
+    os.close(dropped_r)
     tests = wire.read_frame(0)  # only now: the program's process never had the tests in memory
     link = Link(mine, pid, oom_before)
     try:
@@ -243,7 +264,12 @@ def main() -> None:
     except ProgramGone:
         result = {"status": link.gone_status, "details": {"error": link.broken}}
     except Exception as exc:  # noqa: BLE001 - reported, never a pass
-        result = {"status": "sandbox_error", "details": {"error": f"harness: {type(exc).__name__}: {exc}"}}
+        if own_limits() != limits_before:  # the program lowered this process's limits: its doing
+            result = {"status": "runtime_error", "details": {
+                "error": f"the program changed the test harness's limits ({type(exc).__name__}: {exc})"}}
+        else:
+            result = {"status": "sandbox_error", "details": {"error": f"harness: {type(exc).__name__}: {exc}",
+                                                             "infrastructure": True}}
     if job["mode"] == "function":
         result.setdefault("details", {})["calls"] = link.calls
     result["details"] = wire.clean_details(result.get("details"))
@@ -348,6 +374,13 @@ def bound_names(source: str) -> frozenset[str]:
         elif isinstance(node, ast.ExceptHandler) and node.name:
             names.add(node.name)
     return frozenset(names)
+
+
+def _kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _show(text: str) -> None:

@@ -24,6 +24,7 @@ fresh container.
 from __future__ import annotations
 
 import os
+import resource
 import select
 import shutil
 import signal
@@ -31,7 +32,7 @@ import socket
 import sys
 import time
 
-from reasoner.sandbox.inside import wire
+from reasoner.sandbox.inside import privileges, wire
 from reasoner.sandbox.inside.candidate import set_dumpable
 from reasoner.sandbox.inside.harness import oom_kills
 
@@ -211,6 +212,29 @@ def _verdict(data: bytes, timed_out: bool, limits: dict, oom_before: int | None)
 
 # ---- between jobs ----------------------------------------------------------------------------
 
+RLIMITS = sorted(getattr(resource, n) for n in dir(resource) if n.startswith("RLIMIT_"))
+IOPRIO_GET = {"x86_64": 252, "aarch64": 31}.get(os.uname().machine)
+
+
+def trusted_state(pids: list[int]) -> list:
+    """What a job could change about the trusted processes from inside: rlimits, nice value,
+    CPU affinity and I/O class of each. Compared after every job with the state at start."""
+    state = []
+    for pid in pids:
+        try:
+            state.append([pid, [resource.prlimit(pid, r) for r in RLIMITS], os.getpriority(os.PRIO_PROCESS, pid),
+                          sorted(os.sched_getaffinity(pid)), _ioprio(pid)])
+        except OSError as exc:
+            state.append([pid, f"unreadable: {exc}"])
+    return state
+
+
+def _ioprio(pid: int) -> int | None:
+    if IOPRIO_GET is None:
+        return None
+    import ctypes
+    return ctypes.CDLL(None, use_errno=True).syscall(IOPRIO_GET, 1, pid)  # IOPRIO_WHO_PROCESS
+
 def others(keep: set[int]) -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in keep]
 
@@ -238,12 +262,33 @@ def cleanup(zygote: Zygote) -> str | None:
         os.kill(zygote.pid, signal.SIGCONT)  # in case the job stopped it
     except ProcessLookupError:
         return "the zygote died"
-    for top in WRITABLE:
+    return _empty_as_program()
+
+
+def _empty_as_program() -> str | None:
+    """Empty the writable file systems from a fork that becomes the program's user: the files
+    there are the program's (``/tmp`` is sticky), and no trusted process may own them."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
         try:
-            _empty(top)
-        except OSError as exc:
-            return f"could not empty {top}: {exc}"
-    return None
+            os.close(r)
+            privileges.become_program()
+            for top in WRITABLE:
+                try:
+                    _empty(top)
+                except OSError as exc:
+                    os.write(w, f"could not empty {top}: {exc}".encode()[:500])
+                    break
+        except BaseException as exc:  # noqa: BLE001 - reported to the runner, which retires
+            os.write(w, f"cleaner: {type(exc).__name__}: {exc}".encode()[:500])
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        why = f.read(1000).decode("utf-8", "replace")
+    os.waitpid(pid, 0)
+    return why or None
 
 
 def _reap(zygote: Zygote) -> bool:
@@ -281,10 +326,13 @@ def _empty(top: str) -> None:
 # ---- main loop -------------------------------------------------------------------------------
 
 def main() -> None:
+    privileges.become_trusted()
     set_dumpable(False)
     ignore_signals()
     os.chdir("/tmp")
     zygote = Zygote()
+    trusted = [os.getpid(), zygote.pid]
+    snapshot = trusted_state(trusted)
     wire.write_frame(1, {"ready": {"pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0],
                                    "cpp": shutil.which("g++") is not None}})
     while True:
@@ -295,8 +343,15 @@ def main() -> None:
             result = supervise(job, zygote, oom_kills())
         except OSError as exc:
             result = {"status": "sandbox_error", "stdout": "", "stderr": "", "seconds": 0.0,
-                      "details": {"error": f"runner: {exc}"}}
-        retire = cleanup(zygote)
+                      "details": {"error": f"runner: {exc}", "infrastructure": True}}
+        try:
+            retire = cleanup(zygote)
+        except OSError as exc:  # e.g. a job lowered this process's open-file limit
+            retire = f"the cleanup after a job failed: {exc}"
+        if retire is None and trusted_state(trusted) != snapshot:
+            retire = "a job changed the limits, priority, CPU affinity or I/O class of a trusted process"
+        if retire is None and result["status"] == "sandbox_error" and result["details"].get("infrastructure"):
+            retire = "the runner could not judge a job"
         result["nonce"] = job.get("nonce")
         if retire:
             result["retire"] = retire

