@@ -409,3 +409,27 @@ def test_the_pid_counter_carries_nothing_to_the_next_job(single):
         stops.add(_next_pid(single) - base)
     assert len(stops) == 1, stops  # where a stdio program stopped cannot be read from the counter
     victims(single)
+
+
+def test_a_job_the_container_could_not_judge_is_retried_in_a_fresh_one():
+    """Something outside the job breaks the container's zygote (here: its open-file limit is
+    lowered from outside with ``docker exec``): the job in flight gets an infrastructure
+    ``sandbox_error`` from the runner, the container retires, and the job is judged again in a
+    fresh container, never scored against the program; the pool does not keep feeding the
+    broken container."""
+    import subprocess
+
+    from reasoner.sandbox.inside.privileges import TRUSTED
+    from reasoner.sandbox.pool import Sandbox
+    with Sandbox(workers=1, limits=SHORT) as sandbox:
+        assert sandbox.run(MEAN_OK, HUMANEVAL_FLOAT).status == "passed"
+        cid = sandbox.container_ids()[0]
+        zygote = subprocess.run(["docker", "exec", cid, "cat", "/proc/1/task/1/children"], capture_output=True,
+                                text=True, check=True).stdout.split()[0]
+        break_it = f"import resource; resource.prlimit({zygote}, resource.RLIMIT_NOFILE, (3, 3))"
+        subprocess.run(["docker", "exec", "-u", f"{TRUSTED}:{TRUSTED}", cid, "python3", "-c", break_it], check=True)
+        run = sandbox.run(MEAN_OK, HUMANEVAL_FLOAT)
+        assert run.status == "passed", run
+        assert sandbox.retried == 1 and sandbox.replaced == 1 and cid not in sandbox.container_ids()
+        assert "could not judge" in run.details["lost_hosts"][0], run.details
+        victims(sandbox)
