@@ -235,6 +235,40 @@ def _ioprio(pid: int) -> int | None:
     import ctypes
     return ctypes.CDLL(None, use_errno=True).syscall(IOPRIO_GET, 1, pid)  # IOPRIO_WHO_PROCESS
 
+
+CPP_PIDS = 24   # processes g++ may start for one compilation (driver, cc1plus, as, collect2, ld ...)
+
+
+def last_pid() -> int:
+    """The last process id handed out in the container (``/proc/loadavg`` is per PID namespace)."""
+    with open("/proc/loadavg") as f:
+        return int(f.read().split()[4])
+
+
+def pid_budget(job: dict) -> int:
+    """Process ids a job may use without starting processes or threads of its own: harness,
+    program's process and the cleaner; per stdio case its process and the harness's feeding thread."""
+    if job.get("mode") != "stdio":
+        return 3
+    cases = len(job.get("tests", {}).get("cases", ()))
+    return 3 + 2 * cases + (CPP_PIDS if job.get("language") == "cpp" else 0)
+
+
+def pad_pids(first: int, budget: int) -> str | None:
+    """Leave the PID counter exactly ``budget`` past where the job found it, so that the next
+    job cannot read from it how many processes this one started, or which case it stopped at.
+    A job that used more retires the container (a fresh one starts its counter afresh)."""
+    used = last_pid() - first
+    if not 0 <= used <= budget:
+        return "a job started processes or threads of its own (the PID counter would carry that to the next job)"
+    for _ in range(budget - used):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+    return None
+
+
 def others(keep: set[int]) -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in keep]
 
@@ -339,6 +373,7 @@ def main() -> None:
         job = wire.read_frame(0)
         if job is None:
             return
+        first_pid = last_pid()
         try:
             result = supervise(job, zygote, oom_kills())
         except OSError as exc:
@@ -352,6 +387,8 @@ def main() -> None:
             retire = "a job changed the limits, priority, CPU affinity or I/O class of a trusted process"
         if retire is None and result["status"] == "sandbox_error" and result["details"].get("infrastructure"):
             retire = "the runner could not judge a job"
+        if retire is None:
+            retire = pad_pids(first_pid, pid_budget(job))
         result["nonce"] = job.get("nonce")
         if retire:
             result["retire"] = retire

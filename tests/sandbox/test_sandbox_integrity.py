@@ -376,3 +376,60 @@ def test_an_abstract_unix_socket_does_not_outlive_its_job(single):
     run = single.run(look, FunctionTests("assert f() == 'ConnectionRefusedError', f()"), SHORT)
     assert run.status == "passed", run
     victims(single)
+
+
+READ_PID = "import os\ndef f():\n    return os.getpid()\n"
+
+
+def _next_pid(sandbox) -> int:
+    run = sandbox.run(READ_PID, FunctionTests("pid = f()\nassert pid == 0, pid"), SHORT)
+    return int(run.details["error"].split(": ")[1])
+
+
+def test_the_pid_counter_carries_nothing_to_the_next_job(single):
+    """A job writes a value into the PID counter (threads started, or the stdio case it stops
+    at) for the next job to read from its own pid: the next job reads the same pid whatever the
+    value (the runner pads the counter to a fixed step, and a job that starts processes or
+    threads of its own retires the container)."""
+    from reasoner.sandbox import Case, StdioTests
+    threads = "import threading\ndef f(n):\n    for _ in range(n):\n        threading.Thread(target=len, args=('',)).start()\n" \
+              "    return n\n"
+    after = set()
+    for n in (1, 5):
+        assert single.run(threads, FunctionTests(f"assert f({n}) == {n}"), SHORT).status == "passed"
+        after.add(_next_pid(single))
+    assert len(after) == 1, after  # a fresh container each time: the same first pid, whatever n was
+    stops = set()
+    cases = StdioTests(tuple(Case(str(k), str(k)) for k in range(6)))
+    for wrong_at in (0, 2, 5):
+        _next_pid(single)
+        base = _next_pid(single)
+        src = f"k = int(input())\nprint(k + (1 if k == {wrong_at} else 0))\n"
+        assert single.run(src, cases, SHORT).status == "failed"
+        stops.add(_next_pid(single) - base)
+    assert len(stops) == 1, stops  # where a stdio program stopped cannot be read from the counter
+    victims(single)
+
+
+def test_a_job_the_container_could_not_judge_is_retried_in_a_fresh_one():
+    """Something outside the job breaks the container's zygote (here: its open-file limit is
+    lowered from outside with ``docker exec``): the job in flight gets an infrastructure
+    ``sandbox_error`` from the runner, the container retires, and the job is judged again in a
+    fresh container, never scored against the program; the pool does not keep feeding the
+    broken container."""
+    import subprocess
+
+    from reasoner.sandbox.inside.privileges import TRUSTED
+    from reasoner.sandbox.pool import Sandbox
+    with Sandbox(workers=1, limits=SHORT) as sandbox:
+        assert sandbox.run(MEAN_OK, HUMANEVAL_FLOAT).status == "passed"
+        cid = sandbox.container_ids()[0]
+        zygote = subprocess.run(["docker", "exec", cid, "cat", "/proc/1/task/1/children"], capture_output=True,
+                                text=True, check=True).stdout.split()[0]
+        break_it = f"import resource; resource.prlimit({zygote}, resource.RLIMIT_NOFILE, (3, 3))"
+        subprocess.run(["docker", "exec", "-u", f"{TRUSTED}:{TRUSTED}", cid, "python3", "-c", break_it], check=True)
+        run = sandbox.run(MEAN_OK, HUMANEVAL_FLOAT)
+        assert run.status == "passed", run
+        assert sandbox.retried == 1 and sandbox.replaced == 1 and cid not in sandbox.container_ids()
+        assert "could not judge" in run.details["lost_hosts"][0], run.details
+        victims(sandbox)
