@@ -85,10 +85,10 @@ def run_reasoner(steps: int, out: Path, sampler: str, extra: list[str]) -> dict:
 
 RUNS = {
     "trl": ("TRL 1.16 GRPOTrainer (transformers generate)", None, []),
-    "reasoner-hf": ("reasoner train --sampler hf", "hf", []),
-    "reasoner-hf-shared": ("reasoner train --sampler hf --shared-prefix", "hf", ["--shared-prefix"]),
-    "reasoner-vllm": ("reasoner train --sampler vllm", "vllm", []),
-    "reasoner-vllm-shared": ("reasoner train --sampler vllm --shared-prefix", "vllm", ["--shared-prefix"]),
+    "reasoner-hf": ("reasoner train --sampler hf --no-shared-prefix", "hf", ["--no-shared-prefix"]),
+    "reasoner-hf-shared": ("reasoner train --sampler hf (shared prefix)", "hf", ["--shared-prefix"]),
+    "reasoner-vllm": ("reasoner train --sampler vllm --no-shared-prefix", "vllm", ["--no-shared-prefix"]),
+    "reasoner-vllm-shared": ("reasoner train --sampler vllm (shared prefix, the default)", "vllm", ["--shared-prefix"]),
 }
 
 

@@ -345,8 +345,8 @@ class TrainConfig:
     """Sequences per forward/backward pass; gradients accumulate over the whole batch."""
     amp: str = "none"
     """Mixed precision of the learner's passes: none (dtype as loaded) or bf16 (autocast: bf16 matmuls, on CPU through AMX where the CPU has it; fp32 weights and optimizer)."""
-    shared_prefix: bool = False
-    """Learner passes compute each prompt once per micro-batch, its completions attending to it (same log-probs and gradients, fewer tokens)."""
+    shared_prefix: bool = True
+    """Learner passes compute each prompt once per micro-batch, its completions attending to it (same log-probs and gradients, fewer tokens); off: one padded row per sequence, which can be faster for completions much longer than the prompt."""
     max_grad_norm: float = 1.0
     """Clip the global gradient norm to this value (0 disables clipping)."""
     rollout_chunks: int = 1
