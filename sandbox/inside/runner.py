@@ -254,6 +254,21 @@ def pid_budget(job: dict) -> int:
     return 3 + 2 * cases + (CPP_PIDS if job.get("language") == "cpp" else 0)
 
 
+FIRST_JOB_PID = 32
+"""Where the PID counter stands when the first job starts: how many ids a container's start
+used (runc, the interpreter, the zygote) varies from one container to the next."""
+
+
+def pad_pids_to(target: int) -> None:
+    """Move the PID counter to ``target`` (if it is below): every container's first job then
+    finds the same counter, as every later one does (`pad_pids`)."""
+    for _ in range(max(0, target - last_pid())):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+
 def pad_pids(first: int, budget: int) -> str | None:
     """Leave the PID counter exactly ``budget`` past where the job found it, so that the next
     job cannot read from it how many processes this one started, or which case it stopped at.
@@ -367,6 +382,7 @@ def main() -> None:
     zygote = Zygote()
     trusted = [os.getpid(), zygote.pid]
     snapshot = trusted_state(trusted)
+    pad_pids_to(FIRST_JOB_PID)
     wire.write_frame(1, {"ready": {"pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0],
                                    "cpp": shutil.which("g++") is not None}})
     while True:
