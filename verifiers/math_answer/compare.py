@@ -7,14 +7,13 @@ the rules in order; the first that holds names the verdict (``details["rule"]``)
 * **choice**: the reference is a multiple-choice letter (``\\text{(C)}``, ``(C)``, ``C``); the
   answer's first letter choice must match.
 * **words**: ``\\text{east}`` vs ``East``: case-insensitive word comparison.
-* **number**: exact equality (two exact irrationals: the same to 60 significant digits). If
-  either side is written with a decimal point, ``|a - r| <= rel_tol * |r|``, or a decimal answer
+* **number**: exact equality (two exact irrationals: the same to 60 significant digits and proved
+  equal by ``simplify``). A number written as a decimal is an approximation: ``|a - r| <= rel_tol * |r|``, or a decimal answer
   with 6+ significant digits may be off by one unit in its last digit (``0.333333`` is
   ``\\frac13``, ``0.33`` is not); two terminating decimals (``0.0000672`` vs ``0.000067``) must
   match exactly.
-* **expression**: the difference is zero after ``expand``; else both sides are evaluated at
-  random points (one mismatch rejects; agreement at three or more accepts); where too few points
-  are defined, ``simplify(difference) == 0`` decides.
+* **expression**: the difference is proved zero by ``expand`` or ``simplify``; random points
+  (seeded per check, exact where rational) reject a mismatch first, but never accept alone.
 * **equation**: ``x = 3`` vs ``3`` compares the side that is not a lone variable; two equations
   are the same when ``(l1 - r1) / (l2 - r2)`` is a nonzero constant; an inequality in one
   variable is the interval it describes (``2 \\le x < 5`` is ``[2, 5)``).
@@ -23,7 +22,8 @@ the rules in order; the first that holds names the verdict (``details["rule"]``)
 * **interval**: same ends and the same open/closed sides; ``(a, b)`` can be read as a tuple or
   an open interval; unions match part by part in any order.
 * **matrix**: same shape, element by element; a one-column matrix matches a tuple.
-* **percent** ``10\\%`` may be read as 10 or 0.1; **degrees** ``90^\\circ`` as 90 or pi/2.
+* **percent** ``10\\%`` is 0.1, its one reading; **degrees** ``90^\\circ`` is 90, or pi/2 against a
+  side without degrees.
 """
 
 from __future__ import annotations
