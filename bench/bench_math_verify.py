@@ -1,13 +1,15 @@
 """Side by side: reasoner's math verifier vs math-verify on the labelled answer pairs.
 
-    python bench/bench_math_verify.py                      # tests/data/math_pairs.jsonl
+    python bench/bench_math_verify.py                      # tests/verifiers/data/math_pairs.jsonl
+    python bench/bench_math_verify.py --pairs tests/verifiers/data/math_adversarial.jsonl
     python bench/bench_math_verify.py --pairs FILE --repeat 5 --workers 2
 
 Prints, as markdown: accuracy and false positives per category for both checkers, how often
 they agree, every pair where they disagree with who is right by the label, and verifications
 per second in one process and with a pool of worker processes. Both checkers see the same
 strings; math-verify gets each side wrapped in ``\\boxed{}``, the form it is used with on
-model replies. Needs ``pip install math-verify`` (the project's ``dev`` extra).
+model replies. A row with a ``reply`` instead of an ``answer`` is a whole reply: ours extracts
+its answer (default strategies), math-verify parses the reply as it is. Needs ``pip install math-verify`` (the project's ``dev`` extra).
 """
 
 from __future__ import annotations
@@ -25,21 +27,35 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def mv_check(pair: tuple[str, str]) -> bool:
-    """math-verify's judgement of one (answer, reference) pair; any failure counts as not equal."""
+def mv_check(pair: tuple[str, str, bool]) -> bool:
+    """math-verify's judgement of one (answer or reply, reference) pair; any failure counts as not equal."""
     from math_verify import parse, verify
-    answer, reference = pair
+    answer, reference, is_reply = pair
     try:
         gold = parse("\\boxed{" + reference + "}")
-        target = parse("\\boxed{" + answer + "}")
+        target = parse(answer if is_reply else "\\boxed{" + answer + "}")
         return bool(verify(gold, target))
     except Exception:  # noqa: BLE001 - a crash of the peer is its "not equal"
         return False
 
 
-def _round(pairs, rep: int) -> list[tuple[str, str]]:
+def _round(pairs, rep: int) -> list[tuple[str, str, bool]]:
     """The pairs with ``rep`` trailing spaces: the same answers, but no cache can serve a later round."""
-    return [(a + " " * rep, r + " " * rep) for a, r in pairs]
+    return [(a + " " * rep, r + " " * rep, is_reply) for a, r, is_reply in pairs]
+
+
+def _ours(verifier, pairs) -> list[bool]:
+    """Our decisions for one round: answers through ``check_batch``, replies through ``verify_batch``."""
+    from types import SimpleNamespace
+    out: list[bool] = [False] * len(pairs)
+    plain = [k for k, p in enumerate(pairs) if not p[2]]
+    replies = [k for k, p in enumerate(pairs) if p[2]]
+    for k, v in zip(plain, verifier.check_batch([pairs[k][0] for k in plain], [pairs[k][1] for k in plain])):
+        out[k] = v.ok
+    examples = [SimpleNamespace(id=str(k), reference=pairs[k][1], meta={}) for k in replies]
+    for k, v in zip(replies, verifier.verify_batch([pairs[k][0] for k in replies], examples)):
+        out[k] = v.ok
+    return out
 
 
 def ours_single(pairs, repeat: int) -> tuple[list[bool], float]:
@@ -47,7 +63,7 @@ def ours_single(pairs, repeat: int) -> tuple[list[bool], float]:
     verifier = MathVerifier(workers=0)
     start = time.perf_counter()
     for rep in range(repeat):
-        decisions = [verifier.check(a, r).ok for a, r in _round(pairs, rep)]
+        decisions = [_ours(verifier, [p])[0] for p in _round(pairs, rep)]
     return decisions, len(pairs) * repeat / (time.perf_counter() - start)
 
 
@@ -59,9 +75,9 @@ def ours_pool(pairs, repeat: int, workers: int) -> tuple[list[bool], float, floa
         startup = time.perf_counter() - t0
         start = time.perf_counter()
         for rep in range(repeat):
-            verdicts = verifier._run(_round(pairs, rep))
+            decisions = _ours(verifier, _round(pairs, rep))
         rate = len(pairs) * repeat / (time.perf_counter() - start)
-    return [v[0] == "correct" for v in verdicts], rate, startup
+    return decisions, rate, startup
 
 
 def latencies() -> dict[str, float]:
@@ -104,12 +120,12 @@ def mv_pool(pairs, repeat: int, workers: int) -> tuple[list[bool], float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", default=str(ROOT / "tests/data/math_pairs.jsonl"))
+    ap.add_argument("--pairs", default=str(ROOT / "tests/verifiers/data/math_pairs.jsonl"))
     ap.add_argument("--repeat", type=int, default=3, help="timed passes over the pairs")
     ap.add_argument("--workers", type=int, default=2, help="pool size for both checkers")
     args = ap.parse_args()
     rows = [json.loads(line) for line in open(args.pairs, encoding="utf-8") if line.strip()]
-    pairs = [(r["answer"], r["reference"]) for r in rows]
+    pairs = [(r.get("answer", r.get("reply")), r["reference"], "reply" in r) for r in rows]
 
     ours, ours_rate1 = ours_single(pairs, args.repeat)
     ours_p, ours_rate_pool, startup = ours_pool(pairs, args.repeat, args.workers)
@@ -143,8 +159,8 @@ def main() -> None:
     for row, o, m in zip(rows, ours, theirs):
         if o != m:
             right = "ours" if o == row["equivalent"] else "math-verify"
-            cell = lambda s: "`" + s.replace("|", "\\|") + "`"
-            print(f"| {cell(row['reference'])} | {cell(row['answer'])} | {'equal' if row['equivalent'] else 'different'} "
+            cell = lambda s: "`" + s.replace("|", "\\|").replace("\n", " ") + "`"
+            print(f"| {cell(row['reference'])} | {cell(row.get('answer', row.get('reply')))} | {'equal' if row['equivalent'] else 'different'} "
                   f"| {'equal' if o else 'different'} | {'equal' if m else 'different'} | {right} |")
     print()
     print("| checker | verifications/s, one process | verifications/s, pool of "

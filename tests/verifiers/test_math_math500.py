@@ -18,7 +18,7 @@ REFS = [json.loads(line)["answer"] for line in open(DATA, encoding="utf-8")]
 
 def reformats(ref: str) -> list[str]:
     """Ways a reply may write the same answer; only the ones that change the text."""
-    out = [f"${ref}$", ref.replace(" ", ""), re.sub(r"([,+=])", r"\1 ", ref).replace("  ", " "),
+    out = [f"${ref}$", ref.replace(" ", ""), re.sub(r"([+=]|,(?!\d{3}))", r"\1 ", ref).replace("  ", " "),
            ref.replace("\\frac", "\\dfrac"), ref.replace("\\dfrac", "\\frac"), ref.replace("\\pi", "π"),
            ref.replace(",\\!", "").replace(",\\! ", ""), ref.replace("^\\circ", ""),
            re.sub(r"\\text\{\((\w)\)\}", r"\1", ref), re.sub(r"\\sqrt\{(\d)\}", r"\\sqrt \1", ref)]

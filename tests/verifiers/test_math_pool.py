@@ -109,3 +109,28 @@ def test_workers_of_a_pinned_parent_use_every_cpu():
                          cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [f"[{os.cpu_count()}]"]
+
+
+UNGUARDED = """
+from reasoner.verifiers.math_answer import MathVerifier
+verifier = MathVerifier(workers=2)
+print("verdict", verifier.check("x + 1", "1 + x").reason)
+"""
+
+
+def test_a_script_without_a_main_guard_fails_loudly_with_the_fix(tmp_path):
+    """Workers import the main script; without the guard each one starts the verifier again and dies.
+    That is one clear error naming the fix, not a "check worker died" verdict (reward 0) per check."""
+    import subprocess
+    import sys
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "WorkerStartError" in run.stderr and 'if __name__ == "__main__":' in run.stderr
+    assert "verdict" not in run.stdout
+    guarded = tmp_path / "guarded.py"
+    guarded.write_text('if __name__ == "__main__":\n' + "".join("    " + line + "\n" for line in UNGUARDED.strip().splitlines()))
+    run = subprocess.run([sys.executable, str(guarded)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "verdict correct" in run.stdout

@@ -7,14 +7,13 @@ the rules in order; the first that holds names the verdict (``details["rule"]``)
 * **choice**: the reference is a multiple-choice letter (``\\text{(C)}``, ``(C)``, ``C``); the
   answer's first letter choice must match.
 * **words**: ``\\text{east}`` vs ``East``: case-insensitive word comparison.
-* **number**: exact equality (two exact irrationals: the same to 60 significant digits). If
-  either side is written with a decimal point, ``|a - r| <= rel_tol * |r|``, or a decimal answer
+* **number**: exact equality (two exact irrationals: the same to 60 significant digits and proved
+  equal by ``simplify``). A number written as a decimal is an approximation: ``|a - r| <= rel_tol * |r|``, or a decimal answer
   with 6+ significant digits may be off by one unit in its last digit (``0.333333`` is
   ``\\frac13``, ``0.33`` is not); two terminating decimals (``0.0000672`` vs ``0.000067``) must
   match exactly.
-* **expression**: the difference is zero after ``expand``; else both sides are evaluated at
-  random points (one mismatch rejects; agreement at three or more accepts); where too few points
-  are defined, ``simplify(difference) == 0`` decides.
+* **expression**: the difference is proved zero by ``expand`` or ``simplify``; random points
+  (seeded per check, exact where rational) reject a mismatch first, but never accept alone.
 * **equation**: ``x = 3`` vs ``3`` compares the side that is not a lone variable; two equations
   are the same when ``(l1 - r1) / (l2 - r2)`` is a nonzero constant; an inequality in one
   variable is the interval it describes (``2 \\le x < 5`` is ``[2, 5)``).
@@ -23,11 +22,13 @@ the rules in order; the first that holds names the verdict (``details["rule"]``)
 * **interval**: same ends and the same open/closed sides; ``(a, b)`` can be read as a tuple or
   an open interval; unions match part by part in any order.
 * **matrix**: same shape, element by element; a one-column matrix matches a tuple.
-* **percent** ``10\\%`` may be read as 10 or 0.1; **degrees** ``90^\\circ`` as 90 or pi/2.
+* **percent** ``10\\%`` is 0.1, its one reading; **degrees** ``90^\\circ`` is 90, or pi/2 against a
+  side without degrees.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import re
@@ -52,7 +53,6 @@ from reasoner.verifiers.math_answer.shapes import (
 )
 
 NUMERIC_POINTS = 5
-IDENTITY_TOL = 1e-40  # numeric identity test for exact expressions, at EVAL_DIGITS digits
 EVAL_DIGITS = 80
 EVAL_BITS = 4 * EVAL_DIGITS
 MAX_SIMPLIFY_OPS = 400  # larger differences are judged by numeric evaluation only
@@ -69,21 +69,41 @@ def compare(answer: str, reference: str, rel_tol: float = 1e-6) -> tuple[str, di
     except ParseError as exc:
         return "unparsable", {"side": "reference", "error": str(exc)}
     if _is_choice(ref.value):
-        letter = choice_letter(answer)
-        details = {"rule": "choice", "answer_normalized": letter, "reference_normalized": _letter(ref.value)}
-        if letter is None:
-            return "wrong", {**details, "error": "no choice letter"}
-        return ("correct" if letter == _letter(ref.value) else "wrong"), details
+        return _choice(answer, ref, rel_tol)
+    return _values(answer, ref, rel_tol)
+
+
+def _values(answer: str, ref: Answer, rel_tol: float, rule_prefix: str = "") -> tuple[str, dict]:
     try:
         ans = _parse(answer)
     except ParseError as exc:
         return "unparsable", {"side": "answer", "error": str(exc), "reference_normalized": show(ref)}
     details = {"answer_normalized": show(ans), "reference_normalized": show(ref)}
-    tol = Tolerance(rel_tol if ("decimal" in ans.marks or "decimal" in ref.marks) else 0.0, _last_digit(answer))
+    approx_a, approx_r = "decimal" in ans.marks, "decimal" in ref.marks
+    tol = Tolerance(rel_tol if (approx_a or approx_r) else 0.0, _last_digit(answer), approx_a, approx_r)
     rule = equal_answers(ans, ref, tol)
     if rule:
-        return "correct", {**details, "rule": rule}
+        return "correct", {**details, "rule": rule_prefix + rule}
     return "wrong", details
+
+
+def _choice(answer: str, ref: Answer, rel_tol: float) -> tuple[str, dict]:
+    """A letter choice: the answer's letter must be the reference's; where both also state the value
+    (``\\textbf{(C)}\\ 10``) the values must match too; an answer with no letter may give the value."""
+    letter, rest = choice_parts(answer)
+    ref_letter = _letter(ref.value)
+    ref_value = ref.value.value if isinstance(ref.value, Choice) else None
+    details = {"rule": "choice", "answer_normalized": letter, "reference_normalized": ref_letter}
+    if letter is not None:
+        if letter != ref_letter:
+            return "wrong", details
+        if rest and ref_value is not None:
+            reason, more = _values(rest, Answer(ref_value, ref.marks), rel_tol, "choice and ")
+            return reason, {**more, "answer_normalized": f"choice:{letter} {more.get('answer_normalized', '')}"}
+        return "correct", details
+    if ref_value is None:
+        return "wrong", {**details, "error": "no choice letter"}
+    return _values(answer, Answer(ref_value, ref.marks), rel_tol, "choice value: ")
 
 
 @dataclass(frozen=True)
@@ -92,6 +112,8 @@ class Tolerance:
     of an answer that is a single decimal with at least `MIN_SIGNIFICANT` significant digits, else 0."""
     rel: float
     ulp: Fraction = Fraction(0)
+    approx_a: bool = False  # the answer / the reference is written with a decimal point: a decimal number on
+    approx_r: bool = False  # that side is an approximation, the only place `rel` and `ulp` apply
 
 
 def _last_digit(answer: str) -> Fraction:
@@ -106,7 +128,9 @@ def _last_digit(answer: str) -> Fraction:
 
 
 def _squash(s: str) -> str:
-    return re.sub(r"\s+", "", s.strip().strip("$").rstrip("."))
+    """Text without spacing, except a space before a digit after a digit or comma (``1 2``, ``32, 349``)."""
+    s = re.sub(r"\s+", " ", s.strip().strip("$").rstrip(".").strip())
+    return re.sub(r"(?<![\d,]) | (?!\d)", "", s)
 
 
 @lru_cache(maxsize=2048)
@@ -150,6 +174,7 @@ _CHOICE_IN_ANSWER = re.compile(r"^(?:\\(?:text|textbf|mathrm|mathbf|textrm)\s*\{
 
 
 _CHOICE_ANYWHERE = re.compile(r"(?<![A-Za-z\\])([A-J])(?![A-Za-z])")
+_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
 def _is_choice(v) -> bool:
@@ -162,14 +187,24 @@ def _letter(v) -> str:
 
 def choice_letter(answer: str) -> str | None:
     """The choice letter an answer starts with: ``(C)``, ``C``, ``\\textbf{(C)} 25``, ``C.``."""
+    return choice_parts(answer)[0]
+
+
+def choice_parts(answer: str) -> tuple[str | None, str]:
+    """``(letter, the value after it)``; no letter when another letter appears (``C, D``, ``(C) or (D)``:
+    hedges) or words follow it (``(C)\\text{ is not the answer}``)."""
     try:
         s, _ = clean(answer)
     except ParseError:
-        return None
-    m = _CHOICE_IN_ANSWER.match(s.strip())
-    if not m or set(_CHOICE_ANYWHERE.findall(s)) - {m.group(1)}:  # "C, D" or "(C) or (D)" hedges
-        return None
-    return m.group(1)
+        return None, ""
+    s = s.strip()
+    m = _CHOICE_IN_ANSWER.match(s)
+    if not m or set(_CHOICE_ANYWHERE.findall(s)) - {m.group(1)}:
+        return None, ""
+    rest = s[m.end():].strip().lstrip("}").strip()
+    if _WORD.search(re.sub(r"\\[A-Za-z]+", " ", rest)):
+        return None, ""
+    return m.group(1), rest
 
 
 # --- structural comparison ------------------------------------------------------------------
@@ -184,8 +219,11 @@ def equal_answers(a: Answer, r: Answer, tol: float) -> str | None:
         if number and number[0] is not None and isinstance(other, sympy.Basic) and other == number[0]:
             return "number word"
         return None
-    for av, how_a in _readings(a):
-        for rv, how_r in _readings(r):
+    bases_a, bases_r = ({m for m in x.marks if m.startswith("base ")} for x in (a, r))
+    if bases_a and bases_r and bases_a != bases_r:  # 204_6 is not 204_5
+        return None
+    for av, how_a in _readings(a, r):
+        for rv, how_r in _readings(r, a):
             rule = equal_values(av, rv, tol)
             if rule:
                 how = how_a or how_r
@@ -201,11 +239,14 @@ _NUMBER_WORDS.update({w: sympy.Integer(10 * k) for k, w in enumerate(
 _NUMBER_WORDS.update({"a hundred": sympy.Integer(100), "one hundred": sympy.Integer(100)})
 
 
-def _readings(a: Answer):
-    yield a.value, ""
+def _readings(a: Answer, other: Answer):
+    """The values ``a`` may stand for. A percent has one reading, x/100 (``25\\%`` is 0.25, never 25); an
+    angle in degrees is its number or, against a side without degrees, also its radians."""
     if "percent" in a.marks:
         yield _map(a.value, lambda x: x / 100), "percent"
-    if "degree" in a.marks:
+        return
+    yield a.value, ""
+    if "degree" in a.marks and "degree" not in other.marks:
         yield _map(a.value, lambda x: x * sympy.pi / 180), "degrees"
 
 
@@ -288,7 +329,7 @@ def _lists(ia: list, ir: list, tol: float, ordered: bool) -> bool:
 def _as_interval(v):
     if isinstance(v, (Interval, Union)):
         return v
-    if isinstance(v, Seq) and v.kind in ("tuple", "list") and len(v.items) == 2:
+    if isinstance(v, Seq) and v.kind == "tuple" and len(v.items) == 2:  # (2, 5); a bare list 2, 5 is two items
         return Interval(v.items[0], v.items[1], True, True)
     if isinstance(v, Relation):
         return _relation_interval(v)
@@ -358,18 +399,22 @@ def _relation(a, r, tol) -> str | None:
             if len(a.ops) == len(r.ops) == 1:
                 return _same_inequality(a, r, tol)
         return None
-    rel, other = (a, r) if isinstance(a, Relation) else (r, a)
+    answer_is_rel = isinstance(a, Relation)
+    rel, other = (a, r) if answer_is_rel else (r, a)
+
+    def same(side):  # the answer's part first, as `Tolerance` expects
+        return equal_values(side, other, tol) if answer_is_rel else equal_values(other, side, tol)
     if rel.ops == ("=",):
         lhs, rhs = rel.sides
         if isinstance(lhs, Seq) and lhs.kind == "tuple" and all(_lone_symbol(x) for x in lhs.items):
-            return equal_values(rhs, other, tol) and "equation value"  # (x, y) = (1, 2)
+            return same(rhs) and "equation value"  # (x, y) = (1, 2)
         if _lone_symbol(lhs) and (not isinstance(other, sympy.Basic) or lhs not in other.free_symbols):
-            return equal_values(rhs, other, tol) and "equation value"
+            return same(rhs) and "equation value"
         if _lone_symbol(rhs) and (not isinstance(other, sympy.Basic) or rhs not in other.free_symbols):
-            return equal_values(lhs, other, tol) and "equation value"
+            return same(lhs) and "equation value"
         return None
     if isinstance(other, (Interval, Union, Seq)):
-        return _intervals(rel, other, tol) and "inequality"
+        return _intervals(a, r, tol) and "inequality"
     return None
 
 
@@ -385,18 +430,20 @@ def _equations(a: Relation, r: Relation, tol) -> str | None:
     ratio = sympy.cancel(sympy.together(da / dr))
     if ratio.is_number and ratio != 0 and ratio.is_finite:
         return "equation"
-    if ratio.free_symbols and _numeric_constant(ratio):
-        return "equation"
+    if ratio.free_symbols:  # a constant ratio that cancel cannot see: guess it at a point, then prove it
+        c = _constant_value(ratio)
+        if c is not None and c != 0 and _proved_zero(da - c * dr):
+            return "equation"
     return None
 
 
-def _numeric_constant(expr) -> bool:
-    with mpmath.workdps(EVAL_DIGITS):
-        values = [v for v in _sample(expr, [expr], NUMERIC_POINTS) if v is not None]
-    if len(values) < 3:
-        return False
-    v0 = values[0][0]
-    return abs(v0) > 1e-12 and all(abs(v[0] - v0) <= 1e-9 * max(1, abs(v0)) for v in values)
+def _constant_value(expr):
+    """The exact value of ``expr`` at one random rational point if it looks constant there and at the
+    others, else None (a guess that `_proved_zero` must then confirm)."""
+    values = [v for v in _sample(expr, expr, NUMERIC_POINTS) if v is not None]
+    if len(values) < 3 or not all(_close(v[0], values[0][0]) for v in values):
+        return None
+    return values[0][0] if isinstance(values[0][0], sympy.Rational) else None
 
 
 def _same_inequality(a: Relation, r: Relation, tol) -> str | None:
@@ -469,42 +516,56 @@ def _numbers_equal(a, b, tol: Tolerance) -> bool:
         return d <= Fraction(str(tol.rel)) * abs(Fraction(int(b.p), int(b.q))) or d < tol.ulp
     if a.has(sympy.oo, -sympy.oo) or b.has(sympy.oo, -sympy.oo):  # structural: no assumption queries
         return False
+    approx = (tol.approx_a and isinstance(a, sympy.Rational)) or (tol.approx_r and isinstance(b, sympy.Rational))
     try:
         with mpmath.workdps(EVAL_DIGITS):
             va, vb = a.evalf(EVAL_DIGITS)._to_mpmath(EVAL_BITS), b.evalf(EVAL_DIGITS)._to_mpmath(EVAL_BITS)
-            d, scale = abs(va - vb), max(abs(va), abs(vb))
-            if tol.rel == 0:  # exact answers: the same number to 60 of the 80 digits
-                return bool(d <= mpmath.mpf(10) ** -60 * scale)
-            return bool(d <= tol.rel * abs(vb) or d < tol.ulp.numerator / mpmath.mpf(tol.ulp.denominator))
+            d = abs(va - vb)
+            if approx and tol.rel > 0:  # a written decimal against an exact irrational: 3.14159 vs \pi
+                return bool(d <= tol.rel * abs(vb) or d < tol.ulp.numerator / mpmath.mpf(tol.ulp.denominator))
+            if not _close(va, vb):
+                return False
     except (AttributeError, TypeError, ValueError, OverflowError):
         return False
+    return _proved_zero(a - b)  # exact numbers that agree to 60 digits: equal only when proved
 
 
 def _expressions_equal(a, b, tol) -> str | None:
+    """Equal when the difference is proved zero: it is 0 as built, after ``expand``, or after
+    ``simplify``. Random points screen first: one point where the two sides differ rejects at once
+    (and saves ``simplify``), but agreement at the points is never enough on its own."""
     diff = a - b
     if diff == 0:
         return "expression"
     small = sympy.count_ops(diff) <= MAX_SIMPLIFY_OPS
     if small and _expanded_terms(diff) <= MAX_EXPANDED_TERMS and sympy.expand(diff) == 0:
         return "expression"
-    agree = 0
+    for point in _sample(a, b, NUMERIC_POINTS):
+        if point is not None and not _close(*point):
+            return None
+    return "expression (simplify)" if _proved_zero(diff) else None
+
+
+def _close(va, vb) -> bool:
+    """Exact values: equal. Otherwise the relative error of two 80-digit evaluations is under 10^-60 (the
+    digits 80-digit arithmetic on exact inputs gets right; an absolute floor of 10^-70 for values near 0)."""
+    if isinstance(va, sympy.Rational) and isinstance(vb, sympy.Rational):
+        return va == vb
+    va, vb = (v._to_mpmath(EVAL_BITS) if isinstance(v, sympy.Basic) else v for v in (va, vb))
     with mpmath.workdps(EVAL_DIGITS):
-        for point in _sample(diff, [a, b], NUMERIC_POINTS):
-            if point is None:
-                continue
-            va, vb = point
-            if abs(va - vb) > max(tol.rel, IDENTITY_TOL) * max(abs(vb), 1):
-                return None
-            agree += 1
-    if agree >= 3:
-        return "expression (numeric)"
-    if small and _max_power(diff) <= 64:
-        try:
-            if sympy.simplify(diff) == 0:
-                return "expression (simplify)"
-        except (TypeError, ValueError, RecursionError, NotImplementedError):
-            pass
-    return None
+        return bool(abs(va - vb) <= mpmath.mpf(10) ** -60 * max(abs(va), abs(vb)) + mpmath.mpf(10) ** -70)
+
+
+def _proved_zero(e) -> bool:
+    """``e`` is 0 by ``simplify``, its variables taken as real (bounded: small expressions, powers up to 64)."""
+    if e == 0:
+        return True
+    if sympy.count_ops(e) > MAX_SIMPLIFY_OPS or _max_power(e) > 64:
+        return False
+    try:  # variables are real, as the random points are (so sqrt(x^2) is |x|)
+        return sympy.simplify(e.xreplace({v: sympy.Symbol(v.name, real=True) for v in e.free_symbols})) == 0
+    except (TypeError, ValueError, RecursionError, NotImplementedError, AttributeError):
+        return False
 
 
 def _expanded_terms(e) -> int:
@@ -524,22 +585,34 @@ def _max_power(e) -> int:
     return max(powers, default=0)
 
 
-def _sample(key_expr, exprs, n):
-    """Values of ``exprs`` (mpmath numbers) at ``n`` pseudo-random points ``0.2 <= |x| <= 2``.
+def _sample(a, b, n):
+    """Values of ``a`` and ``b`` at ``n`` random rational points, ``0.1 <= |x| <= 10`` spread
+    log-uniformly with denominators near 10^7 (so no grid such as ``k/997`` can be aimed at).
 
-    Yields None for a point where some value is undefined or infinite. mpmath numbers keep
-    their exponent unbounded, so ``(x+1)^{100000}`` is a value here, not an overflow.
+    The generator is seeded by a hash of both expressions: every check draws its own points, and
+    the same check draws the same ones again. Where the value at a point is exact (a rational
+    function at a rational point) it stays a sympy ``Rational``; otherwise it is an 80-digit
+    mpmath number. Yields None for a point where a value is undefined or infinite.
     """
-    symbols = sorted(set().union(*(e.free_symbols for e in exprs)), key=str)
-    rng = random.Random(sympy.srepr(key_expr)[:200])
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    seed = hashlib.sha256((sympy.srepr(a) + "\x00" + sympy.srepr(b)).encode()).digest()
+    rng = random.Random(seed)
     for _ in range(n):
-        point = {s: sympy.Float(rng.choice((-1, 1)) * rng.randint(200, 2000), EVAL_DIGITS) / 997 for s in symbols}
+        point = {}
+        for sym in symbols:
+            q = rng.randint(10**7, 2 * 10**7)
+            point[sym] = sympy.Rational(rng.choice((-1, 1)) * round(q * 10 ** rng.uniform(-1, 1)), q)
         try:
-            values = [e.xreplace(point).evalf(EVAL_DIGITS)._to_mpmath(EVAL_BITS) for e in exprs]
+            values = []
+            with mpmath.workdps(EVAL_DIGITS):
+                for e in (a, b):
+                    v = e.xreplace(point)
+                    if not isinstance(v, sympy.Rational):
+                        v = v.evalf(EVAL_DIGITS)._to_mpmath(EVAL_BITS)
+                        if mpmath.isnan(v) or mpmath.isinf(v):
+                            raise ValueError("not finite")
+                    values.append(v)
         except (AttributeError, TypeError, ValueError, OverflowError, ZeroDivisionError):
-            yield None
-            continue
-        if any(mpmath.isnan(v) or mpmath.isinf(v) for v in values):
             yield None
             continue
         yield tuple(values)

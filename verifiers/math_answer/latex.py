@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from reasoner.verifiers.extract import MACRO
+
 MAX_CHARS = 1000  # an answer longer than this (after clean-up) is not parsed
 MIN_SIGNIFICANT = 6  # a decimal answer this precise may differ from the reference by one unit in its last digit
 
@@ -36,7 +38,12 @@ class Token:
 
 _DELIMS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _SIZING = re.compile(r"\\(?:left|right|[bB]ig{1,2}[lr]?|displaystyle|textstyle|limits|nolimits)(?![a-zA-Z])")
-_SPACING = re.compile(r"(?<!\\)\\(?:[,;:! ]|quad|qquad|enspace|thinspace|medspace|thickspace|hfill)(?![a-zA-Z])|~")
+_SPACING = re.compile(r"(?<!\\)\\(?:[,;:! ]|(?:quad|qquad|enspace|thinspace|medspace|thickspace|hfill)(?![a-zA-Z]))|~")
+_REPEAT_BAR = re.compile(r"(\d*)\.(\d*)\\overline\s*(?:\{\s*(\d+)\s*\}|(\d))")
+_REPEAT_DOTS = re.compile(r"(\d*)\.(\d+)\s*(?:\\[lc]?dots|\.\.\.|\u2026)")
+_SCIENTIFIC = re.compile(r"(?<![\w.\\])(\d+(?:\.\d+)?)[eE]([+-]?\d{1,4})(?![\w.])")
+_MIXED = re.compile(r"(?<![\d.,/^_{])(\d+)\s+(\d+)\s*/\s*(\d+)(?![\d.])")
+_SCALE = {"hundred": 2, "thousand": 3, "million": 6, "billion": 9, "trillion": 12}
 _THOUSANDS_BRACE = re.compile(r"(?<=\d)\{,\}(?=\d{3})")
 _THOUSANDS_THIN = re.compile(r"(?<=\d),\s*\\!\s*(?=\d{3}(?!\d))")
 _THOUSANDS_PLAIN = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^-?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
@@ -49,7 +56,7 @@ _DOLLAR = re.compile(r"\\\$|^\$|\\(?:text|mbox)\s*\{\s*dollars?\s*\}|\s+dollars?
 _TEXT_CMD = r"\\(?:text|textrm|textnormal|textup|textit|textbf|mbox|mathrm|mathit|mathbf|mathsf|operatorname|rm)"
 _TRAILING_TEXT_UNIT = re.compile(_TEXT_CMD + r"\s*\{\s*([A-Za-z][A-Za-z. ]*?)\s*\}(?:\s*\^\s*\{?\s*[23]\s*\}?)?\s*$")
 UNIT_WORDS = frozenset("""
-    cm mm km ft in inch inches foot feet yard yards yd mile miles mi meter meters metre metres
+    m g s l h cm mm km ft in inch inches foot feet yard yards yd mile miles mi meter meters metre metres
     kilometer kilometers centimeter centimeters millimeter millimeters unit units sq square cubic
     kg mg gram grams kilogram kilograms lb lbs pound pounds ounce ounces oz ton tons
     ml liter liters litre litres gallon gallons cup cups quart quarts pint pints
@@ -61,6 +68,10 @@ _TRAILING_WORD_UNIT = re.compile(r"(?<=[\d}).])\s+([A-Za-z]{2,12}(?:\s+[A-Za-z]{
 _TEXT_WRAP = re.compile(_TEXT_CMD + r"\s*\{([^{}]*)\}")
 _AND = re.compile(r"\s*(?:\\text\s*\{\s*(?:and|or)\s*\}|\band\b|\bor\b)\s*")
 _IN_PREFIX = re.compile(r"^[a-zA-Z]\s*\\in\s*")
+_COMMAS = re.compile(r"\s*,(?:\s*,)+\s*")
+_SCALE_WORD = r"(hundred|thousand|million|billion|trillion)"
+_TRAILING_SCALE = re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:" + _TEXT_CMD + r"\s*\{\s*" + _SCALE_WORD + r"\s*\}|"
+                             + _SCALE_WORD + ")", re.IGNORECASE)
 
 
 def _strip_delims(s: str) -> str:
@@ -79,8 +90,13 @@ def clean(text: str) -> tuple[str, frozenset[str]]:
     """Remove presentation-only LaTeX; return the cleaned text and its unit marks."""
     if len(text) > 4 * MAX_CHARS:
         raise ParseError(f"answer longer than {MAX_CHARS} characters")
+    macro = MACRO.search(text)
+    if macro:
+        raise ParseError(f"a macro definition ({macro.group()}) in the answer")
     marks: set[str] = set()
     s = _strip_delims(text.strip())
+    s = _REPEAT_BAR.sub(_repeating, s)
+    s = _REPEAT_DOTS.sub(_dots, s)
     s = s.rstrip(" .")
     s = _strip_delims(s)
     s = _SIZING.sub("", s)
@@ -89,6 +105,8 @@ def clean(text: str) -> tuple[str, frozenset[str]]:
     s = _THOUSANDS_BRACE.sub("", s)
     s = _THOUSANDS_THIN.sub("", s)
     s = _SPACING.sub(" ", s).strip()
+    s = _SCIENTIFIC.sub(r"(\1\\cdot 10^{\2})", s)
+    s = _MIXED.sub(_mixed, s)
     if _TRIG.search(s):  # \sin 30^\circ: an angle inside an expression is converted to radians
         s = _DEGREE_IN_EXPR.sub(r"(\1\\pi/180)", s)
     for mark, pattern in (("degree", _DEGREE), ("percent", _PERCENT), ("dollar", _DOLLAR)):
@@ -108,10 +126,14 @@ def clean(text: str) -> tuple[str, frozenset[str]]:
             marks.add("unit")
             continue
         break
+    m = _TRAILING_SCALE.fullmatch(s)  # 5 \text{ million}: a scale word scales a plain number
+    if m:
+        s = f"{m.group(1)}\\cdot 10^{{{_SCALE[(m.group(2) or m.group(3)).lower()]}}}"
     s, n = _IN_PREFIX.subn("", s)
     if n:
         marks.add("in")
     s = _AND.sub(", ", s)
+    s = _COMMAS.sub(", ", s)  # "1, 2, \text{ and } 3": the "and" after a comma adds no item
     if _THOUSANDS_PLAIN.match(s):
         s = s.replace(",", "").replace(" ", "")
     s = s.rstrip(" .,;")
@@ -120,16 +142,40 @@ def clean(text: str) -> tuple[str, frozenset[str]]:
     return s, frozenset(marks)
 
 
-HEDGES = frozenset("or and not no more less least most than about approximately roughly nearly almost only over under "
-                   "exactly at to".split())
-
-
 def _unit_text(text: str) -> bool:
-    """``cm``, ``square inches``, ``marbles``: a unit; ``or more``, ``at least``: a hedge, kept (and refused)."""
+    """``cm``, ``square inches``, ``marbles``: a known unit, dropped. Any other word (``or more``, ``squared``,
+    ``million``) is kept, and a scale word scales while the rest make the answer unparsable."""
     words = [w.lower().strip(".") for w in text.split()]
-    if len(words) == 1:
-        return words[0] not in HEDGES
-    return all(w in UNIT_WORDS or (w.endswith("s") and w[:-1] in UNIT_WORDS) for w in words)
+    return bool(words) and all(w in UNIT_WORDS or (w.endswith("s") and w[:-1] in UNIT_WORDS) for w in words)
+
+
+def _repeating(m: re.Match) -> str:
+    """``0.1\\overline{6}`` -> ``(15/90)``: digits ``I.A`` then the period ``B`` repeated for ever."""
+    whole, fixed, period = m.group(1) or "0", m.group(2), m.group(3) or m.group(4)
+    num = int(whole + fixed + period) - int(whole + fixed)
+    return f"({num}/{10 ** len(fixed) * (10 ** len(period) - 1)})"
+
+
+def _dots(m: re.Match) -> str:
+    """``0.333\\ldots`` is ``0.\\overline{3}`` when the digits end in a block written twice (``0.1666...``,
+    ``0.142857142857...``); otherwise the dots only say the decimal was cut (``3.14159...``)."""
+    whole, digits = m.group(1) or "0", m.group(2)
+    for p in range(1, 7):
+        if len(digits) >= 2 * p and digits[-p:] == digits[-2 * p:-p]:
+            block, fixed = digits[-p:], digits
+            while fixed.endswith(block):
+                fixed = fixed[:-p]
+            return _repeating(re.match(r"(\d*)\.(\d*)\\overline\{(\d+)\}()", f"{whole}.{fixed}\\overline{{{block}}}"))
+    return f"{whole}.{digits}"
+
+
+def _mixed(m: re.Match) -> str:
+    """``2 1/2`` is the mixed number 5/2 (a proper fraction after a whole number); ``3 5/4`` is left
+    as written, two numbers side by side, which does not parse."""
+    whole, num, den = m.group(1), int(m.group(2)), int(m.group(3))
+    if den == 0 or num >= den:
+        return m.group()
+    return f"({whole}+{num}/{den})"
 
 
 def unwrap_text(s: str) -> str:
@@ -153,13 +199,25 @@ COMMANDS = FUNCTIONS | GREEK | frozenset("""frac sqrt pi infty infin inf cdot ti
     ne neq in notin cup cap emptyset varnothing binom lfloor rfloor lceil rceil vert lvert rvert mid
     langle rangle begin end text textrm textnormal textup textit textbf mbox mathrm mathit mathbf mathsf
     boldsymbol vec bar overline operatorname rm ast star setminus approx equiv to rightarrow
-    cdots ldots dots dotsc over choose prime""".split())
+    cdots ldots dots dotsc over choose prime boxed fbox""".split())
 _UNICODE = {"π": "\\pi ", "∞": "\\infty ", "√": "\\sqrt ", "≤": "\\le ", "≥": "\\ge ", "≠": "\\ne ",
             "×": "\\times ", "÷": "\\div ", "·": "\\cdot ", "⋅": "\\cdot ", "−": "-", "–": "-",
             "∪": "\\cup ", "∩": "\\cap ", "±": "\\pm ", "∓": "\\mp ", "∈": "\\in ", "∅": "\\emptyset ",
             "θ": "\\theta ", "α": "\\alpha ", "β": "\\beta ", "φ": "\\phi ", "λ": "\\lambda ",
-            "⁰": "^0", "¹": "^1", "²": "^2", "³": "^3", "⁴": "^4", "½": "(1/2)", "¼": "(1/4)", "¾": "(3/4)",
             "\u2009": " ", "\u00a0": " ", "\u202f": " "}
+VULGAR = {"½": (1, 2), "⅓": (1, 3), "⅔": (2, 3), "¼": (1, 4), "¾": (3, 4), "⅕": (1, 5), "⅖": (2, 5), "⅗": (3, 5),
+          "⅘": (4, 5), "⅙": (1, 6), "⅚": (5, 6), "⅐": (1, 7), "⅛": (1, 8), "⅜": (3, 8), "⅝": (5, 8), "⅞": (7, 8),
+          "⅑": (1, 9), "⅒": (1, 10)}
+_VULGAR = re.compile(r"(\d+)?\s*([" + "".join(VULGAR) + "])")
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+_SUPERSCRIPT_RUN = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+")
+_ASCII_RELOPS = (("<=", "\\le "), (">=", "\\ge "), ("!=", "\\ne "))
+
+
+def _vulgar(m: re.Match) -> str:
+    """``2½`` is the mixed number 5/2 (not 2 times a half); a lone ``½`` is 1/2."""
+    num, den = VULGAR[m.group(2)]
+    return f"({m.group(1)}+{num}/{den})" if m.group(1) else f"({num}/{den})"
 _UNICODE_ROOT = re.compile(r"√\s*(\d+(?:\.\d+)?)")
 _TOKEN = re.compile(r"""
     (?P<num>\d+(?:\.\d+)?|\.\d+)
@@ -173,6 +231,11 @@ _TOKEN = re.compile(r"""
 def tokenize(s: str) -> list[Token]:
     """Split cleaned answer text into whitelisted tokens; anything else raises `ParseError`."""
     s = s.replace("**", "^")  # Python's power operator, as replies sometimes write it
+    for ascii_op, cmd in _ASCII_RELOPS:  # x != 3 is x \ne 3, not x! = 3
+        s = s.replace(ascii_op, cmd)
+    if not s.isascii():
+        s = _VULGAR.sub(_vulgar, s)
+        s = _SUPERSCRIPT_RUN.sub(lambda m: "^{" + m.group().translate(_SUPERSCRIPTS) + "}", s)  # x¹⁰ is x^{10}
     if any(c in _UNICODE for c in s):
         s = _UNICODE_ROOT.sub(r"\\sqrt{\1}", s)  # √113 is the root of 113, not (√1)13
         s = "".join(_UNICODE.get(c, c) for c in s)

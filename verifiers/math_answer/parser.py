@@ -63,6 +63,10 @@ PM = sympy.Symbol("\u00b1")  # stands for the sign of \pm until an item is expan
 _TEXT_OPEN = r"\\(?:text|textbf|mathrm|mathbf|textrm)\s*\{\s*"
 _CHOICE = (re.compile(f"(?:{_TEXT_OPEN})?" + r"\(\s*([A-J])\s*\)\s*\}?"),  # (C), \text{(C)}
            re.compile(_TEXT_OPEN + r"([A-J])\s*\}"))                          # \text{C}
+_CHOICE_VALUE = re.compile(f"(?:{_TEXT_OPEN})?" + r"\(\s*([A-J])\s*\)\s*\}?\s*(\S.*)")  # \textbf{(C)}\ 10
+ANSWER_WORDS = frozenset("yes no none true false odd even undefined never always neither both".split())
+MAX_SYMBOLIC_EXPONENT = 10**4  # x^{999999}: evaluating or simplifying it would take the whole time bound
+MAX_SYMBOLIC_BINOMIAL = 1000   # \binom{x}{k} is a polynomial of degree k
 
 
 def parse_answer(text: str) -> Answer:
@@ -73,6 +77,12 @@ def parse_answer(text: str) -> Answer:
     choice = _CHOICE[0].fullmatch(s) or _CHOICE[1].fullmatch(s)
     if choice:
         return Answer(Choice(choice.group(1)), marks)
+    choice = _CHOICE_VALUE.fullmatch(s)
+    if choice:  # an AMC-style choice with its value: both are the answer
+        value = parse_answer(choice.group(2))
+        if isinstance(value.value, (Choice, Text)):
+            raise ParseError("a choice followed by words")
+        return Answer(Choice(choice.group(1), value.value), marks | value.marks)
     plain = unwrap_text(s).strip()
     if re.fullmatch(r"[A-Za-z][A-Za-z '\-]*", plain) and _is_text(plain):
         return Answer(Text(" ".join(plain.lower().split())), marks)
@@ -94,6 +104,8 @@ def is_unit(word: str) -> bool:
 
 def _is_text(plain: str) -> bool:
     words = plain.replace("-", " ").split()
+    if len(words) == 1 and words[0].lower() in ANSWER_WORDS:  # \text{no} is the word, not n times o
+        return True
     return any(len(w) >= 3 and w.lower() not in FUNCTIONS and w.lower() not in ("pi", "infty", "inf", "infinity")
                for w in words)
 
@@ -120,8 +132,8 @@ def _check_size(x: sympy.Basic) -> sympy.Basic:
 
 
 def _power(base: sympy.Basic, exp: sympy.Basic) -> sympy.Basic:
-    if isinstance(exp, sympy.Rational) and abs(exp.p) > 10**6 and not base.is_number:
-        raise ParseError("exponent too large")
+    if isinstance(exp, sympy.Rational) and abs(exp.p) > MAX_SYMBOLIC_EXPONENT and not base.is_number:
+        raise ParseError(f"exponent over {MAX_SYMBOLIC_EXPONENT} on a variable: too large to check")
     if base.is_number and exp.is_number:
         if isinstance(exp, sympy.Rational) and isinstance(base, sympy.Rational):
             size = abs(exp.p) * max(_digits(base), 1e-3) / exp.q
@@ -371,10 +383,14 @@ class _Parser:
             if "." in x:
                 self.marks.add("decimal")
             value = sympy.Rational(x) if "." in x else sympy.Integer(x)
-            if self.at("_") and "." not in x:  # 204_5: a numeral in base 5, compared by its digits
+            if self.at("_") and "." not in x:  # 204_5: a numeral in base 5, compared by its digits and base
                 self.take()
-                self.parse_subscript()
-                self.marks.add("base")
+                base = self.parse_subscript()
+                if not base.isdigit() or not 2 <= int(base) <= 36:
+                    raise ParseError(f"base {base!r} is not a number from 2 to 36")
+                if int(base) <= 10 and any(int(d) >= int(base) for d in x):
+                    raise ParseError(f"digit not valid in base {base}: {x}")
+                self.marks.add(f"base {int(base)}")
             return value
         if k == "letter":
             if self.at("_"):
@@ -470,6 +486,8 @@ class _Parser:
             n, k = self.parse_arg(), self.parse_arg()
             if n.is_number and (not isinstance(n, sympy.Integer) or abs(n) > 10**6):
                 raise ParseError("binomial too large")
+            if not n.is_number and isinstance(k, sympy.Integer) and abs(k) > MAX_SYMBOLIC_BINOMIAL:
+                raise ParseError(f"binomial of a variable over {MAX_SYMBOLIC_BINOMIAL}: too large to check")
             if isinstance(n, sympy.Integer) and isinstance(k, sympy.Integer) and 0 <= k <= n:
                 digits = (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)) / math.log(10)
                 if digits > MAX_DIGITS:
@@ -485,7 +503,7 @@ class _Parser:
             return sympy.Symbol(name)
         if name in FUNCTIONS:
             return self._function(name)
-        if name in ("mathbf", "vec", "boldsymbol", "bar", "overline", "mathit", "mathsf"):
+        if name in ("mathbf", "vec", "boldsymbol", "bar", "overline", "mathit", "mathsf", "boxed", "fbox"):
             return self.parse_arg()
         if name in ("text", "textrm", "textnormal", "textup", "textit", "textbf", "mbox", "mathrm", "rm",
                     "operatorname"):

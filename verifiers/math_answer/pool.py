@@ -35,6 +35,14 @@ def _limit_memory(memory_mb: int) -> None:
 
 
 MEMORY: Result = ("timeout", {"bound": "memory"})
+READY = ("ready", None, True)
+START_FAILED = ("math verifier: a check worker exited while starting, before any check. If this runs from a "
+                "script, put the script's code under `if __name__ == \"__main__\":` (each worker process imports "
+                "the main script, and unguarded top-level code starts the verifier again there), or use workers=0.")
+
+
+class WorkerStartError(RuntimeError):
+    """The pool's workers cannot start (most often: a script without an ``if __name__ == "__main__":`` guard)."""
 
 
 def run_check(answer: str, reference: str, rel_tol: float) -> Result:
@@ -66,6 +74,10 @@ def _worker_main(conn, memory_mb: int, check) -> None:
     _use_every_cpu()
     import reasoner.verifiers.math_answer.compare  # noqa: F401 - import before the memory cap
     _limit_memory(memory_mb)
+    try:
+        conn.send(READY)  # start-up done: a worker that dies before this never ran a check
+    except (OSError, ValueError):
+        return
     while True:
         job = None
         try:
@@ -102,6 +114,7 @@ class _Worker:
                                 name="reasoner-math-check")
         self.proc.start()
         child.close()
+        self.ready = False
 
     def stop(self, kill: bool = False) -> None:
         if not kill:
@@ -192,7 +205,10 @@ class CheckPool:
                         try:
                             self._workers[i].conn.send([(j, jobs[j]) for j in chunk])
                         except (OSError, ValueError):  # the worker died before or while reading
-                            give_up(i, self._last_words(i, chunk[0]))
+                            words = self._last_words(i, chunk[0])
+                            if not self._workers[i].ready:
+                                self._fail_start()
+                            give_up(i, words)
                 if not busy:
                     continue
                 left = min(deadline.values()) - time.monotonic()
@@ -202,7 +218,12 @@ class CheckPool:
                     try:
                         job, result, alive = conn.recv()
                     except (EOFError, OSError):
+                        if not self._workers[i].ready:  # died while starting: every check would die the same way
+                            self._fail_start()
                         give_up(i, None)
+                        continue
+                    if job == "ready":
+                        self._workers[i].ready = True
                         continue
                     if job not in (busy[i][0], None):
                         give_up(i, ("verifier_error", {"error": "worker out of step"}))
@@ -219,12 +240,20 @@ class CheckPool:
                     give_up(i, ("timeout", {"bound": "time", "limit_s": self.timeout}))
         return results  # type: ignore[return-value]
 
+    def _fail_start(self) -> None:
+        """Stop every worker and raise, once, with the fix (instead of a ``verifier_error`` per check)."""
+        _shutdown(self._workers)
+        raise WorkerStartError(START_FAILED)
+
     def _last_words(self, i: int, j: int) -> Result | None:
         """The result a worker sent for job ``j`` before it exited (a memory overrun while reading it)."""
         conn = self._workers[i].conn
         try:
-            if conn.poll(0.5):
+            while conn.poll(0.5):
                 job, result, _ = conn.recv()
+                if job == "ready":
+                    self._workers[i].ready = True
+                    continue
                 return result if job in (j, None) else None
         except (EOFError, OSError, ValueError):
             pass

@@ -48,6 +48,7 @@ class Text:
 @dataclass(frozen=True)
 class Choice:
     letter: str
+    value: object = None  # the value an AMC-style choice states: \\textbf{(C)}\\ 10
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from fractions import Fraction
 from typing import Any
 
 from reasoner.verifiers import Verdict, Verifier
-from reasoner.verifiers.extract import DEFAULT, STRATEGIES, extract
+from reasoner.verifiers.extract import DEFAULT, STRATEGIES, defines_macro, extract
 from reasoner.verifiers.math_answer.latex import MAX_CHARS, MIN_SIGNIFICANT
 from reasoner.verifiers.math_answer.pool import CheckPool, Result, run_inline
 
@@ -26,8 +26,9 @@ MAX_SENT = 4 * MAX_CHARS  # longer answers cannot parse: judged here, never ship
 REASONS = ("correct", "wrong", "no_answer", "unparsable", "timeout", "verifier_error")
 _QUICK = re.compile(r"^(-?)(\d+(?:\.\d*)?|\.\d+)(?:/(\d+))?$")
 _QUICK_FRAC = re.compile(r"^(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}$")
-_QUICK_NOISE = re.compile(r"\\[!,; ]|\{,\}|\s|^\$|\$$|\\\$|\.$")
-_THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_QUICK_JOIN = re.compile(r"\\!|^\$|\$$|\\\$|\.$")  # removed: nothing is left between its neighbours
+_QUICK_SPACE = re.compile(r"(?:\\[,; ]|\s)+")      # a space: between digits, only as thousands grouping
+_THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^-?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
 
 
 def _plain_number(s: str) -> tuple[Fraction, bool, Fraction] | None:
@@ -37,9 +38,9 @@ def _plain_number(s: str) -> tuple[Fraction, bool, Fraction] | None:
     """
     if len(s) > 60:
         return None
-    s = _QUICK_NOISE.sub("", s)
-    if _THOUSANDS.match(s):
-        s = s.replace(",", "")
+    s = _QUICK_SPACE.sub(" ", _QUICK_JOIN.sub("", s.strip()).replace("{,}", ",")).strip()
+    if _THOUSANDS.match(s):  # 1,234 and 28 800; not 32, 349 (two items) or 1 2
+        s = s.replace(",", "").replace(" ", "")
     m = _QUICK.match(s)
     if m:
         sign, num, den = m.groups()
@@ -116,9 +117,15 @@ class MathVerifier(Verifier):
         for k, (completion, example) in enumerate(zip(completions, examples)):
             meta = getattr(example, "meta", None) or {}
             strategies = _strategies(meta.get("extract", self.strategies))
-            answer, how = extract(_text(completion), strategies)
+            text = _text(completion)
+            answer, how = extract(text, strategies)
             info = {"extracted": None if answer is None else answer[:300], "strategy": how}
             extracted.append(info)
+            macro = defines_macro(text)
+            if macro is not None:  # \renewcommand{\boxed}... could make the box say anything
+                verdicts[k] = Verdict(0.0, False, "unparsable", {**info, "side": "answer",
+                                                                  "error": f"the reply defines a macro ({macro})"})
+                continue
             if answer is None:
                 verdicts[k] = Verdict(0.0, False, "no_answer", {**info, "strategies": list(strategies)})
                 continue
