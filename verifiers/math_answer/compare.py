@@ -568,6 +568,10 @@ def _proved_zero(e) -> bool:
             return True
         if sympy.cancel(e) == 0:  # rational functions: (x^9 - 1)/(x - 1) - (x^8 + ... + 1)
             return True
+        if e.has(sympy.sin, sympy.cos, sympy.tan, sympy.cot, sympy.sec, sympy.csc):  # trig as exponentials
+            r = sympy.expand(sympy.expand_trig(e).rewrite(sympy.exp))
+            if r == 0 or sympy.cancel(r) == 0:
+                return True
         return sympy.simplify(e.xreplace({v: sympy.Symbol(v.name, real=True) for v in e.free_symbols})) == 0
     except (TypeError, ValueError, RecursionError, NotImplementedError, AttributeError):
         return False
