@@ -557,12 +557,21 @@ def _close(va, vb) -> bool:
 
 
 def _proved_zero(e) -> bool:
-    """``e`` is 0 by ``simplify``, its variables taken as real (bounded: small expressions, powers up to 64)."""
+    """``e`` is 0 by ``expand``, ``cancel`` or ``simplify`` (its variables taken as real; bounded: small
+    expressions, powers up to 64)."""
     if e == 0:
         return True
     if sympy.count_ops(e) > MAX_SIMPLIFY_OPS or _max_power(e) > 64:
         return False
-    try:  # variables are real, as the random points are (so sqrt(x^2) is |x|)
+    try:  # cheap proofs first; variables are real, as the random points are (so sqrt(x^2) is |x|)
+        if _expanded_terms(e) <= MAX_EXPANDED_TERMS and sympy.expand(e) == 0:
+            return True
+        if sympy.cancel(e) == 0:  # rational functions: (x^9 - 1)/(x - 1) - (x^8 + ... + 1)
+            return True
+        if e.has(sympy.sin, sympy.cos, sympy.tan, sympy.cot, sympy.sec, sympy.csc):  # trig as exponentials
+            r = sympy.expand(sympy.expand_trig(e).rewrite(sympy.exp))
+            if r == 0 or sympy.cancel(r) == 0:
+                return True
         return sympy.simplify(e.xreplace({v: sympy.Symbol(v.name, real=True) for v in e.free_symbols})) == 0
     except (TypeError, ValueError, RecursionError, NotImplementedError, AttributeError):
         return False
