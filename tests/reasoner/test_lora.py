@@ -175,3 +175,37 @@ def test_ppo_with_lora(critic, tiny_model, digit_task, tmp_path):
     assert (ckpt / "adapter_model.safetensors").is_file()
     state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
     assert state["critic"]  # the value head (shared) or the full critic (separate) is saved beside the adapter
+
+
+def test_adapter_checkpoint_evaluates_and_merges(tiny_model, digit_task, tmp_path, monkeypatch):
+    monkeypatch.setenv("REASONER_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    assert invoke("train", "--model", tiny_model, "--task", digit_task, "--lora-rank", 4, "--entropy-coef", 0.05,
+                  "--steps", 1, "--output", out, *FAST, "--learning-rate", 5e-2).exit_code == 0
+    ckpt = out / "checkpoints" / "step-000001"
+    merged = tmp_path / "merged"
+    r = invoke("models", "merge", ckpt, merged)
+    assert r.exit_code == 0 and "merged into" in r.output, r.output
+    assert (merged / "config.json").is_file() and (merged / "tokenizer.json").is_file()
+
+    # the merged model computes what base + adapter computes, and differs from the base
+    tokenizer = models.load_tokenizer(str(tiny_model))
+    ids = torch.tensor([encode_prompts(tokenizer, ["7 + 8 = ?"])[0]])
+    with torch.no_grad():
+        peft_logits = lora.load(models.load_model(str(tiny_model)), ckpt, trainable=False).eval()(ids).logits
+        merged_logits = models.load_model(str(merged)).eval()(ids).logits
+        base_logits = models.load_model(str(tiny_model)).eval()(ids).logits
+    assert torch.allclose(peft_logits, merged_logits, atol=1e-5)
+    assert not torch.allclose(base_logits, merged_logits, atol=1e-4)
+
+    # eval takes the adapter checkpoint (and its run directory) and scores what the merged model scores
+    results = {}
+    for name, model in (("ckpt", ckpt), ("run", out), ("merged", merged)):
+        r = invoke("eval", model, "--task", f"jsonl:{digit_task.split(':', 1)[1]}", "--limit", 3,
+                   "--max-new-tokens", 6, "--output", tmp_path / f"eval-{name}", "--quiet")
+        assert r.exit_code == 0, r.output
+        results[name] = sorted((tmp_path / f"eval-{name}").glob("*.jsonl"))[0].read_text()
+    assert results["ckpt"] == results["run"] == results["merged"]
+
+    r = invoke("models", "merge", tiny_model, tmp_path / "m2")
+    assert r.exit_code == 1 and "not a LoRA checkpoint" in r.output
