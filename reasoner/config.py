@@ -170,6 +170,7 @@ TRAIN_SECTIONS = {
                   "critic_learning_rate", "vf_coef", "value_clip", "gamma", "lam", "whiten_advantages"),
     "KL to the reference": ("beta", "kl_estimator", "kl_mode", "adaptive_kl_target", "adaptive_kl_horizon",
                             "ref_refresh_every"),
+    "LoRA": ("lora_rank", "lora_alpha", "lora_targets"),
     "Optimisation": ("learning_rate", "lr_schedule", "warmup_steps", "weight_decay", "max_grad_norm",
                      "micro_batch_size", "shared_prefix", "amp"),
     "Run and checkpoints": ("output", "steps", "max_wall_time", "save_every", "keep_checkpoints", "save_optimizer"),
@@ -281,6 +282,12 @@ class TrainConfig:
     """Steps of linear learning-rate warm-up from zero."""
     lr_schedule: str = "constant"
     """Learning rate after the warm-up: constant, or linear or cosine decay to zero at the last step."""
+    lora_rank: int = 0
+    """LoRA: rank of the adapters trained instead of the full weights (0: off, train every weight)."""
+    lora_alpha: float = 32.0
+    """LoRA: scale of the adapters' update, alpha / rank times B A."""
+    lora_targets: str = "all-linear"
+    """LoRA: comma-separated module names that get adapters (e.g. q_proj,v_proj), or all-linear."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass instead of keeping them: less memory, about a third more learning time."""
     weight_decay: float = 0.0
@@ -427,6 +434,13 @@ class TrainConfig:
             raise ConfigError(f"dual_clip must be > 1, or 0 to turn it off (got {self.dual_clip})")
         if self.minibatches > self.prompts_per_step * self.group_size:
             raise ConfigError("minibatches cannot exceed the number of sequences per step")
+        if self.lora_rank < 0 or self.lora_alpha <= 0:
+            raise ConfigError(f"lora_rank must be >= 0 and lora_alpha > 0 (got {self.lora_rank}, {self.lora_alpha})")
+        if self.lora_rank and not self.lora_targets.strip(" ,"):
+            raise ConfigError("lora_targets is empty: give module names (e.g. q_proj,v_proj) or all-linear")
+        if self.lora_rank and self.ref_refresh_every:
+            raise ConfigError("ref_refresh_every with LoRA: the reference is the base model with the adapters off; "
+                              "leave ref_refresh_every at 0")
         for name in ("adaptive_kl_target", "early_stop_kl", "entropy_coef", "value_clip", "ref_refresh_every",
                      "dynamic_sampling_rounds", "overlong_buffer"):
             if getattr(self, name) < 0:

@@ -90,6 +90,32 @@ def _gguf_cache_path(gguf: Path, name: str | None = None) -> Path:
     return cache_dir() / "models" / f"{name or gguf.stem}-{key}"
 
 
+def _merged_adapter(path: Path, convert: bool) -> str:
+    """A LoRA checkpoint as a plain model directory: its base with the adapter merged in, cached."""
+    from reasoner import lora
+
+    weights = path / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise ModelError(f"model {str(path)!r}: a LoRA checkpoint without adapter_model.safetensors")
+    st = weights.stat()
+    key = hashlib.sha256(f"{weights.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    target = cache_dir() / "models" / f"merged-{path.name}-{key}"
+    if (target / "config.json").is_file():
+        return str(target)
+    if not convert:
+        return f"{target} (base + adapter merged on first use)"
+    log.warning("merging the LoRA adapter of %s into its base %s, in %s (once)", path, lora.base_of(path), target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        lora.merge_checkpoint(path, tmp)
+        os.replace(tmp, target) if not target.exists() else shutil.rmtree(tmp)
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return str(target)
+
+
 def resolve(spec: str, convert: bool = True) -> str:
     """Return a local directory or Hub id that ``from_pretrained`` can load; convert GGUF once
     (``convert=False``: say where the conversion would go instead of converting)."""
@@ -118,6 +144,8 @@ def resolve(spec: str, convert: bool = True) -> str:
             except Exception as exc:
                 raise ModelError(f"model {spec!r}: could not convert the GGUF file: {type(exc).__name__}: {exc}") from None
         return str(target)
+    if path.is_dir() and (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+        return _merged_adapter(path, convert)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelError(f"model {spec!r}: the directory has no config.json (not a Hugging Face model directory)")

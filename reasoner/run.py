@@ -14,7 +14,7 @@ import torch
 
 from reasoner import tasks
 from reasoner import verifiers
-from reasoner import checkpoint, models
+from reasoner import checkpoint, lora, models
 from reasoner.config import ConfigError, TrainConfig
 from reasoner.dist import Dist, launched_world_size
 from reasoner.kl import KLController
@@ -142,18 +142,25 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
     tokenizer = models.load_tokenizer(base)
     current = state["model_dir"] if state else base
     dtype = getattr(torch, cfg.dtype)
-    policy = models.load_model(current, cfg.dtype, device)
+    if cfg.lora_rank:  # the base model with adapters: fresh, or a checkpoint's
+        policy = models.load_model(base, cfg.dtype, device)
+        policy = lora.load(policy, current) if state else lora.wrap(policy, cfg.lora_rank, cfg.lora_alpha,
+                                                                    cfg.lora_targets)
+    else:
+        policy = models.load_model(current, cfg.dtype, device)
     policy.eval()  # no dropout: the learner must score tokens exactly as the sampler drew them
     if cfg.gradient_checkpointing:
         models.enable_gradient_checkpointing(policy)
     reference = None
-    if cfg.beta > 0:
+    if cfg.beta > 0 and cfg.lora_rank:
+        reference = lora.AdaptersOff(policy)  # the base weights, shared with the policy
+    elif cfg.beta > 0:
         reference = models.load_model(base, cfg.dtype, device).eval().requires_grad_(False)
         if state and state.get("reference") is not None:  # refreshed during the run
             reference.load_state_dict(state["reference"])
 
     critic, critic_optimizer = None, None
-    policy_params = list(policy.parameters())
+    policy_params = [p for p in policy.parameters() if p.requires_grad]  # LoRA: the adapters only
     if cfg.algorithm == "ppo":
         from reasoner.ppo import Critic, ValueHead
 
@@ -187,13 +194,15 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
         raise ConfigError("--vllm-server-url with several processes: each would push weights into the same "
                           "server while the others sample from it; leave it out and each process starts its own")
     # the sampler starts from the policy's current weights (a resumed run's checkpoint)
-    sampler = make_sampler(cfg.sampler, current, tokenizer, policy=bare_policy, dtype=cfg.dtype, seed=cfg.seed,
+    sampler = make_sampler(cfg.sampler, base if cfg.lora_rank else current, tokenizer, policy=bare_policy, dtype=cfg.dtype, seed=cfg.seed,
                            max_model_len=min(cfg.max_prompt_tokens + cfg.max_new_tokens,
                                              getattr(bare_policy.config, "max_position_embeddings", 1 << 30)),
                            gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, kv_cache_gib=cfg.vllm_kv_cache_gib,
                            sleep_between_steps=cfg.vllm_sleep, server_url=cfg.vllm_server_url,
                            log_path=run_dir / (f"vllm-server-{dist.rank}.log" if dist.world > 1 else "vllm-server.log"),
                            fallback=cfg.sampler_fallback)
+    if cfg.lora_rank and state:  # the engine loaded the base: give it the checkpoint's adapters
+        sampler.load_weights(lora.merged_weights(bare_policy))
     return Run(cfg, run_dir, dist, train_policy, bare_policy, reference, critic, tokenizer, sampler, optimizer, critic_optimizer,
                scheduler, kl, rewarder, ThreadPoolExecutor(1, thread_name_prefix="rewards"), train_examples,
                train_prompt_ids, eval_examples, device)
@@ -212,6 +221,8 @@ def save(run: Run, step: int, before: dict | None) -> None:
         extra["critic_optimizer"] = run.critic_optimizer.state_dict()
     if run.reference is not None and run.cfg.ref_refresh_every:
         extra["reference"] = run.reference.state_dict()
-    checkpoint.save(run.dir, step, run.bare_policy, run.tokenizer, optimizer, run.scheduler, extra,
-                    keep=run.cfg.keep_checkpoints)
+    path = checkpoint.save(run.dir, step, run.bare_policy, run.tokenizer, optimizer, run.scheduler, extra,
+                           keep=run.cfg.keep_checkpoints)
+    if run.cfg.lora_rank:
+        lora.save_base_identity(path, run.cfg.model)
     run.dist.barrier()

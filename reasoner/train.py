@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from reasoner import tasks
-from reasoner import checkpoint, grpo, ppo
+from reasoner import checkpoint, grpo, lora, ppo
 from reasoner.config import ConfigError, TrainConfig, dump_yaml
 from reasoner.evaluate import evaluate
 from reasoner.batch import StepBatch
@@ -175,7 +175,8 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
         stats, advantages = update(run, batch, data.rewards, step)
     t2 = time.perf_counter()
-    run.sampler.load_weights(run.bare_policy.named_parameters())  # the next rollout samples from the new policy
+    # the next rollout samples from the new policy (LoRA: the base weights with the adapters merged in)
+    run.sampler.load_weights(lora.merged_weights(run.bare_policy))
     t3 = time.perf_counter()
     run.kl.update(stats.get("kl/ref", 0.0), len(batch) * run.dist.world)
     if run.reference is not None and cfg.ref_refresh_every and (step + 1) % cfg.ref_refresh_every == 0:

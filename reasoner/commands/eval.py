@@ -74,7 +74,8 @@ def _latest_checkpoint(model: str) -> str:
     if not root.is_dir() or (Path(model) / "config.json").is_file():
         return model
     steps = sorted((int(p.name.split("-")[1]), p) for p in root.glob("step-*")
-                   if p.name.split("-")[1].isdigit() and (p / "config.json").is_file())
+                   if p.name.split("-")[1].isdigit()
+                   and ((p / "config.json").is_file() or (p / "adapter_config.json").is_file()))
     if not steps:
         raise click.ClickException(f"{model} is a run directory without a checkpoint yet")
     click.echo(f"{model}: its latest checkpoint, {steps[-1][1]}", err=True)

@@ -48,7 +48,7 @@ def tasks_list():
 
 @click.group()
 def models():
-    """Model aliases and the conversion cache."""
+    """Model aliases, the conversion cache, merging LoRA checkpoints."""
 
 
 @models.command("list")
@@ -64,3 +64,29 @@ def models_list():
     for alias, (package, filename, fix) in ALIASES.items():
         click.echo(f"{alias}  {filename} from the package {package.replace('_', '-')} ({fix})")
     click.echo(f"cache: {cache_dir() / 'models'}")
+
+
+@models.command("merge")
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True,
+              help="Dtype of the merged weights.")
+def models_merge(checkpoint, out, dtype):
+    """Write a LoRA CHECKPOINT (adapter + its base model) as one Hugging Face model in OUT, for serving.
+
+    \b
+    Example:
+      reasoner models merge runs/a/checkpoints/step-000030 merged/
+      vllm serve merged/
+    """
+    from pathlib import Path
+
+    from reasoner import lora
+
+    if not lora.is_adapter_dir(checkpoint):
+        raise click.ClickException(f"{checkpoint} is not a LoRA checkpoint (no adapter_config.json): "
+                                   "it is a full model already")
+    if Path(out).exists() and any(Path(out).iterdir()):
+        raise click.ClickException(f"{out} exists and is not empty: give a new directory")
+    lora.merge_checkpoint(checkpoint, out, dtype)
+    click.echo(f"{checkpoint} (base {lora.base_of(checkpoint)}) merged into {out}")

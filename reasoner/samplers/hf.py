@@ -87,6 +87,8 @@ class HFSampler:
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy tensors that are not already this sampler's own (the shared-policy case costs nothing)."""
+        if hasattr(self.model, "peft_config"):
+            return  # the LoRA policy itself: it samples through its live adapters
         params = dict(self.model.named_parameters())
         with torch.no_grad():
             for name, tensor in named_tensors:
