@@ -65,6 +65,13 @@ def test_pushed_weights_are_what_makes_the_server_agree_with_the_learner(server,
     assert 0 < sampler.sync_seconds < 30
 
 
+def test_a_stale_lora_adapter_is_caught_by_the_server(server, tiny_model):
+    from tests.reasoner.test_lora import assert_stale_adapter_is_caught, lora_policy
+
+    sampler, tokenizer = server
+    assert_stale_adapter_is_caught(sampler, tokenizer, lora_policy(tiny_model))
+
+
 def test_groups_seeds_and_greedy(server):
     sampler, tokenizer = server
     prompts = encode_prompts(tokenizer, ["abc", "hello there"])
