@@ -209,3 +209,21 @@ def test_adapter_checkpoint_evaluates_and_merges(tiny_model, digit_task, tmp_pat
 
     r = invoke("models", "merge", tiny_model, tmp_path / "m2")
     assert r.exit_code == 1 and "not a LoRA checkpoint" in r.output
+
+
+@pytest.mark.vllm
+def test_lora_training_and_resume_keep_the_vllm_engine_in_step(tiny_model, digit_task, tmp_path):
+    """Every step (the first after a resume included: the engine starts from the base and must be
+    given the checkpoint's adapters) samples from base + the current adapters."""
+    pytest.importorskip("vllm")
+    from tests.reasoner.test_vllm_sampler import train_and_check_sync
+
+    out, lora_args = tmp_path / "run", ("--lora-rank", "4", "--entropy-coef", "0.05", "--learning-rate", "5e-2")
+    train_and_check_sync("vllm", tiny_model, digit_task, out, 2, *lora_args)
+    r = invoke("train", "--output", out, "--resume", "--steps", 3, "--quiet")
+    assert r.exit_code == 0, r.output
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2, 3]
+    assert metrics[2]["logprobs/sampler_abs_diff"] < TOL
+    adapter = load_file(str(out / "checkpoints" / "step-000003" / "adapter_model.safetensors"))
+    assert any(adapter[k].abs().max() > 0 for k in adapter if "lora_B" in k)

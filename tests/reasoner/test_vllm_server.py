@@ -67,6 +67,14 @@ def test_pushed_weights_are_what_makes_the_server_agree_with_the_learner(server,
 
 
 @pytest.mark.slow  # starts a vLLM server process (~20 s on CPU)
+def test_a_stale_lora_adapter_is_caught_by_the_server(server, tiny_model):
+    from tests.reasoner.test_lora import assert_stale_adapter_is_caught, lora_policy
+
+    sampler, tokenizer = server
+    assert_stale_adapter_is_caught(sampler, tokenizer, lora_policy(tiny_model))
+
+
+@pytest.mark.slow  # starts a vLLM server process (~20 s on CPU)
 def test_groups_seeds_and_greedy(server):
     sampler, tokenizer = server
     prompts = encode_prompts(tokenizer, ["abc", "hello there"])
