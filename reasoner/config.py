@@ -436,6 +436,11 @@ class TrainConfig:
             raise ConfigError("minibatches cannot exceed the number of sequences per step")
         if self.lora_rank < 0 or self.lora_alpha <= 0:
             raise ConfigError(f"lora_rank must be >= 0 and lora_alpha > 0 (got {self.lora_rank}, {self.lora_alpha})")
+        if self.lora_rank:
+            import importlib.util
+
+            if importlib.util.find_spec("peft") is None:
+                raise ConfigError("--lora-rank needs the peft package: pip install 'reasoner-rl[lora]'")
         if self.lora_rank and not self.lora_targets.strip(" ,"):
             raise ConfigError("lora_targets is empty: give module names (e.g. q_proj,v_proj) or all-linear")
         if self.lora_rank and self.ref_refresh_every:
