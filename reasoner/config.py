@@ -202,12 +202,18 @@ def _parse_options(ctx, param, values):
         name, dot, option = key.strip().partition(".")
         if not sep or not dot or not name or not option.isidentifier():
             raise click.BadParameter(f"{item!r} is not NAME.KEY=VALUE (e.g. math.timeout=5)")
-        try:
-            parsed = yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError:
-            parsed = value
-        out.setdefault(name, {})[option] = parsed if isinstance(parsed, (bool, int, float)) else value
+        out.setdefault(name, {})[option] = scalar(value)
     return out
+
+
+def scalar(value: str) -> Any:
+    """A command-line option value: numbers and true/false are read as such, anything else (a regex,
+    "A: 1") stays the text given."""
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else value
+    except yaml.YAMLError:
+        return value
+    return parsed if isinstance(parsed, (bool, int, float)) else value
 
 
 def click_options(cls: type, skip: tuple[str, ...] = (), sections: dict[str, tuple[str, ...]] | None = None,

@@ -147,15 +147,20 @@ PLUGIN = textwrap.dedent('''
 ''')
 
 
+def install_distribution(root: Path, module: str, source: str, dist: str, version: str, entry_points: str) -> None:
+    """A package installed the way pip installs one: ``module``.py and its dist-info under ``root``."""
+    (root / f"{module}.py").write_text(source)
+    info = root / f"{module}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(entry_points)
+
+
 @pytest.fixture
 def plugin_dir(tmp_path, monkeypatch):
     """A third-party plugin package installed the way pip installs one: a module and a dist-info."""
-    (tmp_path / "reasoner_test_plugin.py").write_text(PLUGIN)
-    info = tmp_path / "reasoner_test_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: reasoner-test-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[reasoner.verifiers]\nboom = reasoner_test_plugin:Boom\nlikes7 = reasoner_test_plugin:Likes7\n")
+    install_distribution(tmp_path, "reasoner_test_plugin", PLUGIN, "reasoner-test-plugin", "0.1",
+                         "[reasoner.verifiers]\nboom = reasoner_test_plugin:Boom\nlikes7 = reasoner_test_plugin:Likes7\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
     sys.modules.pop("reasoner_test_plugin", None)

@@ -82,19 +82,14 @@ def verify(target, reference, answer, completion, extra, output, strategies, rel
 
 
 def _parse_options(items) -> dict:
-    import yaml
+    from reasoner.config import scalar
 
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip().isidentifier():
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="-O/--option")
-        try:
-            parsed = yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError:
-            parsed = value
-        # numbers and booleans are read as such; anything else (a regex, "A: 1") stays the text given
-        out[key.strip()] = parsed if isinstance(parsed, (bool, int, float)) else value
+        out[key.strip()] = scalar(value)
     return out
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from reasoner import plugins, tasks, verifiers
 from reasoner.tasks import Example, Task
+from tests.conftest import install_distribution
 
 MODULE = textwrap.dedent('''
     from reasoner.tasks import Example, Task
@@ -29,12 +30,9 @@ MODULE = textwrap.dedent('''
 @pytest.fixture
 def shouty(tmp_path, monkeypatch):
     """Distribution ``Shouty_Plugins`` with a verifier ``shouty`` and a task ``greetings``."""
-    (tmp_path / "shouty_plugins.py").write_text(MODULE)
-    info = tmp_path / "shouty_plugins-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: Shouty_Plugins\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[reasoner.verifiers]\nshouty = shouty_plugins:Shouty\n\n"
-                                           "[reasoner.tasks]\ngreetings = shouty_plugins:load\n")
+    install_distribution(tmp_path, "shouty_plugins", MODULE, "Shouty_Plugins", "1.0",
+                         "[reasoner.verifiers]\nshouty = shouty_plugins:Shouty\n\n"
+                         "[reasoner.tasks]\ngreetings = shouty_plugins:load\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv(plugins.ENV, raising=False)
     yield
