@@ -170,7 +170,7 @@ TRAIN_SECTIONS = {
                   "critic_learning_rate", "vf_coef", "value_clip", "gamma", "lam", "whiten_advantages"),
     "KL to the reference": ("beta", "kl_estimator", "kl_mode", "adaptive_kl_target", "adaptive_kl_horizon",
                             "ref_refresh_every"),
-    "LoRA": ("lora_rank", "lora_alpha", "lora_targets"),
+    "LoRA": ("lora_rank", "lora_alpha", "lora_targets", "lora_dropout"),
     "Optimisation": ("learning_rate", "lr_schedule", "warmup_steps", "weight_decay", "max_grad_norm",
                      "micro_batch_size", "shared_prefix", "amp"),
     "Run and checkpoints": ("output", "steps", "max_wall_time", "save_every", "keep_checkpoints", "save_optimizer"),
@@ -294,6 +294,8 @@ class TrainConfig:
     """LoRA: scale of the adapters' update, alpha / rank times B A."""
     lora_targets: str = "all-linear"
     """LoRA: comma-separated module names that get adapters (e.g. q_proj,v_proj), or all-linear."""
+    lora_dropout: float = 0.0
+    """LoRA: dropout on the adapters' input in the learner's gradient passes (scoring passes see none)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass instead of keeping them: less memory, about a third more learning time."""
     weight_decay: float = 0.0
@@ -447,6 +449,8 @@ class TrainConfig:
 
             if importlib.util.find_spec("peft") is None:
                 raise ConfigError("--lora-rank needs the peft package: pip install 'reasoner-rl[lora]'")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
         if self.lora_rank and not self.lora_targets.strip(" ,"):
             raise ConfigError("lora_targets is empty: give module names (e.g. q_proj,v_proj) or all-linear")
         if self.lora_rank and self.ref_refresh_every:

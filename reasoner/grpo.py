@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from reasoner import lora
 from reasoner.advantages import grpo_advantages, mean_std
 from reasoner.batch import StepBatch, completion_logits, completion_logprobs, minibatch_plan
 from reasoner.learner import Stats, minibatch_normalisers, optimizer_step
@@ -31,6 +32,7 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
     """One GRPO update on a rollout; ``rewards`` is (P, G). Returns (stats, per-sequence advantages)."""
     cfg, policy, dist = run.cfg, run.train_policy, run.dist
     beta = run.kl.beta
+    dropout = bool(cfg.lora_rank and cfg.lora_dropout)
     stats = Stats()
 
     # 1. minibatches every process can fill (each must run the same number of synchronised steps)
@@ -64,7 +66,7 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
     if cfg.old_logprobs == "sampler":
         for mb in micro:
             mb.old_logprobs = mb.sampler_logprobs
-    elif n_minibatches > 1:
+    elif n_minibatches > 1 or dropout:  # a pass of its own: the gradient passes see LoRA dropout
         with torch.no_grad():
             for mb in micro:
                 mb.old_logprobs = completion_logprobs(policy, mb, cfg.temperature)
@@ -72,50 +74,51 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
     # 5. passes over minibatches
     policy_loss = POLICY_LOSSES[cfg.loss_agg]
     grad_norms, stopped = [], False
-    for iteration in range(cfg.num_iterations):
-        for mbs in minibatches:
-            n_seq, n_tok = minibatch_normalisers(mbs, dist)
-            kl_now = 0.0
-            for j, mb in enumerate(mbs):
-                first = iteration == 0
-                logits = completion_logits(policy, mb)
-                logp = token_logprobs(logits, mb.completion_ids, cfg.temperature)
-                ent = None
-                if first or cfg.entropy_coef > 0:  # a statistic on the first pass; with a bonus, part of the loss
-                    ent = token_entropy(logits if cfg.entropy_coef > 0 else logits.detach(), cfg.temperature)
-                if mb.old_logprobs is None:  # first pass of a single-minibatch plan: the policy has not moved
-                    mb.old_logprobs = logp.detach()
-                if first:
-                    learner = mb.old_logprobs if cfg.old_logprobs == "learner" else logp
-                    abs_diff, sampler_kl, n = sampler_mismatch(learner, mb.sampler_logprobs, mb.completion_mask)
-                    if n:
-                        stats.add("logprobs/sampler_abs_diff", abs_diff, n)
-                        stats.add("logprobs/sampler_kl", sampler_kl, n)
-                    stats.add("entropy", (ent.detach() * mb.completion_mask).sum().item()
-                              / max(mb.completion_mask.sum().item(), 1), mb.completion_mask.sum().item())
-                    if cfg.tis_cap > 0 and cfg.old_logprobs == "learner":
-                        mb.tis_weights = truncated_is_weights(mb.old_logprobs, mb.sampler_logprobs, cfg.tis_cap)
-                out = policy_loss(
-                    logp=logp, old_logp=mb.old_logprobs, advantages=mb.advantages, mask=mb.loss_mask,
-                    clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip,
-                    beta=beta if cfg.kl_mode == "loss" else 0.0, ref_logp=mb.ref_logprobs,
-                    kl_estimator=cfg.kl_estimator, is_weights=mb.tis_weights, entropy=ent,
-                    entropy_coef=cfg.entropy_coef, num_sequences=n_seq, num_tokens=n_tok,
-                    max_tokens=cfg.max_new_tokens, world_size=dist.world)
-                with dist.no_sync(policy, skip=j < len(mbs) - 1):  # gradients synchronise once per minibatch
-                    out.loss.backward()
-                w = mb.loss_mask.sum().item()
-                stats.add("loss/total", out.total.item(), 1)
-                stats.add_policy_loss(out, w)
-                if cfg.kl_mode == "loss":
-                    stats.add("kl/ref", out.kl.item(), w)
-                kl_now += approx_kl(logp, mb.old_logprobs, mb.loss_mask) * w / n_tok
-            grad_norms.append(optimizer_step(list(policy.parameters()), run.optimizer, run.scheduler, cfg.max_grad_norm))
-            kl_now = dist.sum(kl_now)  # each process added its tokens' share of the global token mean
-            stats.add("kl/approx", kl_now, 1)
-            if cfg.early_stop_kl and kl_now > cfg.early_stop_kl:
-                stopped = True
+    with lora.adapter_dropout(run.bare_policy, dropout):  # off (eval mode) in every scoring pass
+        for iteration in range(cfg.num_iterations):
+            for mbs in minibatches:
+                n_seq, n_tok = minibatch_normalisers(mbs, dist)
+                kl_now = 0.0
+                for j, mb in enumerate(mbs):
+                    first = iteration == 0
+                    logits = completion_logits(policy, mb)
+                    logp = token_logprobs(logits, mb.completion_ids, cfg.temperature)
+                    ent = None
+                    if first or cfg.entropy_coef > 0:  # a statistic on the first pass; with a bonus, part of the loss
+                        ent = token_entropy(logits if cfg.entropy_coef > 0 else logits.detach(), cfg.temperature)
+                    if mb.old_logprobs is None:  # first pass of a single-minibatch plan: the policy has not moved
+                        mb.old_logprobs = logp.detach()
+                    if first:
+                        learner = mb.old_logprobs if cfg.old_logprobs == "learner" else logp
+                        abs_diff, sampler_kl, n = sampler_mismatch(learner, mb.sampler_logprobs, mb.completion_mask)
+                        if n:
+                            stats.add("logprobs/sampler_abs_diff", abs_diff, n)
+                            stats.add("logprobs/sampler_kl", sampler_kl, n)
+                        stats.add("entropy", (ent.detach() * mb.completion_mask).sum().item()
+                                  / max(mb.completion_mask.sum().item(), 1), mb.completion_mask.sum().item())
+                        if cfg.tis_cap > 0 and cfg.old_logprobs == "learner":
+                            mb.tis_weights = truncated_is_weights(mb.old_logprobs, mb.sampler_logprobs, cfg.tis_cap)
+                    out = policy_loss(
+                        logp=logp, old_logp=mb.old_logprobs, advantages=mb.advantages, mask=mb.loss_mask,
+                        clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip,
+                        beta=beta if cfg.kl_mode == "loss" else 0.0, ref_logp=mb.ref_logprobs,
+                        kl_estimator=cfg.kl_estimator, is_weights=mb.tis_weights, entropy=ent,
+                        entropy_coef=cfg.entropy_coef, num_sequences=n_seq, num_tokens=n_tok,
+                        max_tokens=cfg.max_new_tokens, world_size=dist.world)
+                    with dist.no_sync(policy, skip=j < len(mbs) - 1):  # gradients synchronise once per minibatch
+                        out.loss.backward()
+                    w = mb.loss_mask.sum().item()
+                    stats.add("loss/total", out.total.item(), 1)
+                    stats.add_policy_loss(out, w)
+                    if cfg.kl_mode == "loss":
+                        stats.add("kl/ref", out.kl.item(), w)
+                    kl_now += approx_kl(logp, mb.old_logprobs, mb.loss_mask) * w / n_tok
+                grad_norms.append(optimizer_step(list(policy.parameters()), run.optimizer, run.scheduler, cfg.max_grad_norm))
+                kl_now = dist.sum(kl_now)  # each process added its tokens' share of the global token mean
+                stats.add("kl/approx", kl_now, 1)
+                if cfg.early_stop_kl and kl_now > cfg.early_stop_kl:
+                    stopped = True
+                    break
+            if stopped:
                 break
-        if stopped:
-            break
     return stats.summary(grad_norms, run.scheduler.get_last_lr()[0], beta, stopped), advantages

@@ -15,6 +15,7 @@ on the ``lora_targets`` modules; only A and B are trained and held by the optimi
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Iterator
@@ -34,12 +35,12 @@ def is_adapter_dir(path) -> bool:
     return (p / ADAPTER_CONFIG).is_file() and not (p / "config.json").is_file()
 
 
-def wrap(model, rank: int, alpha: float, targets: str):
+def wrap(model, rank: int, alpha: float, targets: str, dropout: float = 0.0):
     """The peft model of ``model`` with fresh adapters (B = 0: it starts equal to the base)."""
     from peft import LoraConfig, get_peft_model
 
     modules = "all-linear" if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
-    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=modules, bias="none",
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=modules, bias="none",
                         task_type="CAUSAL_LM")
     try:
         return get_peft_model(model, config)
@@ -93,6 +94,22 @@ def merged_weights(model) -> Iterator[tuple[str, torch.Tensor]]:
         if layer is not None and adapter in layer.lora_A and not layer.merged:
             tensor = tensor + layer.get_delta_weight(adapter).to(tensor.dtype)
         yield _base_name(name), tensor
+
+
+@contextlib.contextmanager
+def adapter_dropout(model, on: bool):
+    """LoRA dropout active inside the block (the learner's gradient passes). The policy is otherwise
+    in eval mode, so the passes that score samples (old log-probs, the reference, the sampler
+    agreement metric) see no dropout and match the sampler."""
+    drops = [m for name, m in model.named_modules()
+             if on and ".lora_dropout." in name and isinstance(m, torch.nn.Dropout)]
+    for m in drops:
+        m.train()
+    try:
+        yield
+    finally:
+        for m in drops:
+            m.eval()
 
 
 class AdaptersOff(torch.nn.Module):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from reasoner import lora
 from reasoner.advantages import gae, mean_std, whiten
 from reasoner.batch import (MicroBatch, StepBatch, completion_logits, completion_logprobs, forward_inputs,
                             keep_positions, minibatch_plan, scored)
@@ -135,42 +136,43 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
     separate = run.critic_optimizer is not None
     policy_params = list(run.train_policy.parameters()) + ([] if separate else list(run.critic.parameters()))
     grad_norms, stopped = [], False
-    for _ in range(cfg.num_iterations):
-        for mbs in minibatches:
-            n_seq, n_tok = minibatch_normalisers(mbs, dist)
-            kl_now = 0.0
-            for j, mb in enumerate(mbs):
-                logits, values = _forward(run, mb)
-                logp = token_logprobs(logits, mb.completion_ids, cfg.temperature)
-                out = ppo_loss(
-                    aggregation=cfg.loss_agg, logp=logp, old_logp=mb.old_logprobs, advantages=mb.advantages,
-                    mask=mb.loss_mask, values=values, old_values=mb.old_values, returns=mb.returns,
-                    vf_coef=cfg.vf_coef, value_clip=cfg.value_clip, clip_low=cfg.clip_low, clip_high=cfg.clip_high,
-                    dual_clip=cfg.dual_clip, beta=beta if cfg.kl_mode == "loss" else 0.0, ref_logp=mb.ref_logprobs,
-                    kl_estimator=cfg.kl_estimator,
-                    entropy=token_entropy(logits, cfg.temperature) if cfg.entropy_coef > 0 else None,
-                    entropy_coef=cfg.entropy_coef, num_sequences=n_seq, num_tokens=n_tok,
-                    max_tokens=cfg.max_new_tokens, world_size=dist.world)
-                last = j == len(mbs) - 1
-                with dist.no_sync(run.train_policy, skip=not last), dist.no_sync(run.critic, skip=not last or not separate):
-                    out.loss.backward()  # DDP averages gradients over processes: the loss carries x world
-                w = mb.loss_mask.sum().item()
-                stats.add_policy_loss(out.policy, w)
-                stats.add("loss/value", out.value_loss.item(), 1)
-                stats.add("loss/total", out.total.item(), 1)
-                stats.add("clip/value_frac", out.value_clip_frac.item(), w)
-                kl_now += approx_kl(logp, mb.old_logprobs, mb.loss_mask) * w / n_tok
-            kl_now = dist.sum(kl_now)
-            grad_norms.append(optimizer_step(policy_params, run.optimizer, run.scheduler, cfg.max_grad_norm))
-            if separate:  # the critic's gradient norm is clipped on its own, so it never scales the policy's
-                stats.add("grad/critic_norm", optimizer_step(list(run.critic.parameters()), run.critic_optimizer, None,
-                                                             cfg.max_grad_norm), 1)
-            stats.add("kl/approx", kl_now, 1)
-            if cfg.early_stop_kl and kl_now > cfg.early_stop_kl:
-                stopped = True
+    with lora.adapter_dropout(run.bare_policy, bool(cfg.lora_rank and cfg.lora_dropout)):  # scoring passes: off
+        for _ in range(cfg.num_iterations):
+            for mbs in minibatches:
+                n_seq, n_tok = minibatch_normalisers(mbs, dist)
+                kl_now = 0.0
+                for j, mb in enumerate(mbs):
+                    logits, values = _forward(run, mb)
+                    logp = token_logprobs(logits, mb.completion_ids, cfg.temperature)
+                    out = ppo_loss(
+                        aggregation=cfg.loss_agg, logp=logp, old_logp=mb.old_logprobs, advantages=mb.advantages,
+                        mask=mb.loss_mask, values=values, old_values=mb.old_values, returns=mb.returns,
+                        vf_coef=cfg.vf_coef, value_clip=cfg.value_clip, clip_low=cfg.clip_low, clip_high=cfg.clip_high,
+                        dual_clip=cfg.dual_clip, beta=beta if cfg.kl_mode == "loss" else 0.0, ref_logp=mb.ref_logprobs,
+                        kl_estimator=cfg.kl_estimator,
+                        entropy=token_entropy(logits, cfg.temperature) if cfg.entropy_coef > 0 else None,
+                        entropy_coef=cfg.entropy_coef, num_sequences=n_seq, num_tokens=n_tok,
+                        max_tokens=cfg.max_new_tokens, world_size=dist.world)
+                    last = j == len(mbs) - 1
+                    with dist.no_sync(run.train_policy, skip=not last), dist.no_sync(run.critic, skip=not last or not separate):
+                        out.loss.backward()  # DDP averages gradients over processes: the loss carries x world
+                    w = mb.loss_mask.sum().item()
+                    stats.add_policy_loss(out.policy, w)
+                    stats.add("loss/value", out.value_loss.item(), 1)
+                    stats.add("loss/total", out.total.item(), 1)
+                    stats.add("clip/value_frac", out.value_clip_frac.item(), w)
+                    kl_now += approx_kl(logp, mb.old_logprobs, mb.loss_mask) * w / n_tok
+                kl_now = dist.sum(kl_now)
+                grad_norms.append(optimizer_step(policy_params, run.optimizer, run.scheduler, cfg.max_grad_norm))
+                if separate:  # the critic's gradient norm is clipped on its own, so it never scales the policy's
+                    stats.add("grad/critic_norm", optimizer_step(list(run.critic.parameters()), run.critic_optimizer, None,
+                                                                 cfg.max_grad_norm), 1)
+                stats.add("kl/approx", kl_now, 1)
+                if cfg.early_stop_kl and kl_now > cfg.early_stop_kl:
+                    stopped = True
+                    break
+            if stopped:
                 break
-        if stopped:
-            break
     out = stats.summary(grad_norms, run.scheduler.get_last_lr()[0], beta, stopped)
     seq_adv = torch.zeros(len(batch), device=run.device)
     for mb in micro:

@@ -145,7 +145,7 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
     if cfg.lora_rank:  # the base model with adapters: fresh, or a checkpoint's
         policy = models.load_model(base, cfg.dtype, device)
         policy = lora.load(policy, current) if state else lora.wrap(policy, cfg.lora_rank, cfg.lora_alpha,
-                                                                    cfg.lora_targets)
+                                                                    cfg.lora_targets, cfg.lora_dropout)
     else:
         policy = models.load_model(current, cfg.dtype, device)
     policy.eval()  # no dropout: the learner must score tokens exactly as the sampler drew them

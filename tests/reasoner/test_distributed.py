@@ -1,4 +1,4 @@
-"""Two learner processes under `accelerate launch` (gloo on CPU) against one process."""
+"""Two learner processes under `accelerate launch` (gloo on CPU) against one process, full and LoRA."""
 
 import json
 import os
@@ -23,9 +23,12 @@ def launch(cmd, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_match_one(tiny_model, digit_task, tmp_path):
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_two_processes_match_one(lora, tiny_model, digit_task, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     common = [*ARGS, "--model", str(tiny_model), "--task", digit_task]
+    if lora:  # adapters only, DDP over the adapter tensors
+        common += ["--lora-rank", "4", "--entropy-coef", "0.05"]
     launch([sys.executable, "-m", "reasoner.cli", *common, "--output", str(one)], tmp_path)
     launch([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
@@ -36,11 +39,16 @@ def test_two_processes_match_one(tiny_model, digit_task, tmp_path):
     a, b = summary["param_checksums"]
     assert a == b  # both processes hold identical weights
 
-    w1 = load_file(str(one / "checkpoints" / "step-000002" / "model.safetensors"))
-    w2 = load_file(str(two / "checkpoints" / "step-000002" / "model.safetensors"))
-    initial = load_file(str(tiny_model / "model.safetensors"))
-    assert any(not torch.allclose(w1[k], initial[k]) for k in w1)  # training moved the weights
-    assert all(torch.allclose(w1[k], w2[k], atol=TOL) for k in w1)
+    weights = "adapter_model.safetensors" if lora else "model.safetensors"
+    w1 = load_file(str(one / "checkpoints" / "step-000002" / weights))
+    w2 = load_file(str(two / "checkpoints" / "step-000002" / weights))
+    if lora:
+        assert w1 and all("lora_" in k for k in w1)  # the checkpoint is the adapter alone
+        assert any(w1[k].abs().max() > 0 for k in w1 if "lora_B" in k)  # training moved the adapters (B starts at 0)
+    else:
+        initial = load_file(str(tiny_model / "model.safetensors"))
+        assert any(not torch.allclose(w1[k], initial[k]) for k in w1)  # training moved the weights
+    assert w1.keys() == w2.keys() and all(torch.allclose(w1[k], w2[k], atol=TOL) for k in w1)
 
     m1 = [json.loads(line) for line in (one / "metrics.jsonl").read_text().splitlines()]
     m2 = [json.loads(line) for line in (two / "metrics.jsonl").read_text().splitlines()]

@@ -142,6 +142,77 @@ def test_lora_settings_are_checked():
         TrainConfig(lora_rank=4, ref_refresh_every=2).validate()
     with pytest.raises(ConfigError, match="lora_rank must be >= 0"):
         TrainConfig(lora_rank=-1).validate()
+    with pytest.raises(ConfigError, match=r"lora_dropout must be in \[0, 1\)"):
+        TrainConfig(lora_rank=4, lora_dropout=1.0).validate()
+
+
+def _lora_run(tiny_model, digit_task, tmp_path, **settings):
+    from reasoner.run import setup
+
+    cfg = TrainConfig(model=str(tiny_model), task=digit_task, sampler="hf", prompts_per_step=2, group_size=4,
+                      max_new_tokens=6, micro_batch_size=4, learning_rate=1e-2, eval_size=0, beta=0.1,
+                      entropy_coef=0.05, lora_rank=4, output=str(tmp_path / "run"), **settings)
+    (tmp_path / "run").mkdir()
+    return setup(cfg, tmp_path / "run", None)
+
+
+def test_lora_dropout_acts_in_the_gradient_passes_only(tiny_model, digit_task, tmp_path):
+    from reasoner.train import train_step
+
+    run = _lora_run(tiny_model, digit_task, tmp_path, lora_dropout=0.5)
+    drops = [m for n, m in run.bare_policy.named_modules() if ".lora_dropout." in n]
+    assert drops and all(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in drops)  # lora_dropout reached peft
+    seen = []  # (dropout active, gradients on) at every adapter call
+    for m in drops:
+        m.register_forward_hook(lambda mod, args, out: seen.append((mod.training, torch.is_grad_enabled())))
+    metrics = train_step(run, 0)
+    assert any(active and grad for active, grad in seen)  # the gradient passes drop adapter inputs
+    assert all(not active for active, grad in seen if not grad)  # sampling and scoring never do
+    assert not any(m.training for m in drops)  # back to eval mode after the update
+    assert metrics["logprobs/sampler_abs_diff"] < 1e-5  # the agreement is measured without dropout
+
+
+def test_lora_with_gradient_checkpointing_recomputes_layers_and_keeps_adapter_gradients(tiny_model):
+    ids = torch.randint(0, 50, (2, 12))
+
+    def adapter_grads(checkpointing):
+        torch.manual_seed(0)
+        policy = lora_policy(tiny_model)
+        for n, p in policy.named_parameters():
+            if "lora_B" in n:
+                torch.nn.init.normal_(p, std=0.1)  # a trained adapter (fresh ones have B = 0)
+        if checkpointing:
+            models.enable_gradient_checkpointing(policy)
+        calls = []
+        layers = policy.base_model.model.model.layers
+        hooks = [layer.register_forward_pre_hook(lambda *a: calls.append(1)) for layer in layers]
+        policy(ids).logits.float().pow(2).mean().backward()
+        for h in hooks:
+            h.remove()
+        grads = {n: p.grad.clone() for n, p in policy.named_parameters() if p.requires_grad}
+        assert all(p.grad is None for p in policy.parameters() if not p.requires_grad)  # the base stays frozen
+        return grads, len(calls), len(layers)
+
+    plain, calls, n_layers = adapter_grads(False)
+    ckpt, calls_ckpt, _ = adapter_grads(True)
+    assert calls == n_layers and calls_ckpt == 2 * n_layers  # each layer runs again in the backward pass
+    assert plain.keys() == ckpt.keys() and all(".lora_" in n for n in plain)
+    for name in plain:
+        torch.testing.assert_close(ckpt[name], plain[name], rtol=1e-5, atol=1e-6)
+
+
+def test_a_lora_run_with_gradient_checkpointing_trains_the_adapters(tiny_model, digit_task, tmp_path):
+    from reasoner.train import train_step
+
+    run = _lora_run(tiny_model, digit_task, tmp_path, gradient_checkpointing=True, lora_dropout=0.1)
+    layer = run.bare_policy.base_model.model.model.layers[0]
+    assert layer.gradient_checkpointing and layer.training
+    before = {n: p.detach().clone() for n, p in run.bare_policy.named_parameters()}
+    metrics = train_step(run, 0)
+    after = dict(run.bare_policy.named_parameters())
+    assert any(not torch.equal(after[n], before[n]) for n in before if ".lora_" in n)
+    assert all(torch.equal(after[n], before[n]) for n in before if ".lora_" not in n)
+    assert metrics["logprobs/sampler_abs_diff"] < 1e-5
 
 
 def test_lora_resume_equals_an_uninterrupted_run(tiny_model, digit_task, tmp_path):

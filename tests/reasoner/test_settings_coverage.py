@@ -94,6 +94,7 @@ COVERAGE: dict[str, list[str]] = {
                   "tests/reasoner/test_lora.py::test_lora_resume_equals_an_uninterrupted_run"],
     "lora_alpha": ["tests/reasoner/test_lora.py::test_only_the_adapters_train_and_the_reference_is_the_base"],
     "lora_targets": ["tests/reasoner/test_lora.py::test_only_the_adapters_train_and_the_reference_is_the_base"],
+    "lora_dropout": ["tests/reasoner/test_lora.py::test_lora_dropout_acts_in_the_gradient_passes_only"],
     "report_to": ["tests/reasoner/test_report.py::test_training_reports_to_tensorboard_and_wandb"],
     "verifier_options": ["tests/reasoner/test_rewards_cli.py::test_verifier_options_on_the_command_line"],
     "keep_checkpoints": [SETTINGS + "test_save_every_and_keep_checkpoints"],
