@@ -17,7 +17,7 @@ The parser builds sympy objects directly (``Integer``, ``Rational``, ``Symbol``,
               | \\pi | \\infty | greek | matrix environment | \\lfloor sum \\rfloor | \\lceil sum \\rceil
 
 Numbers are exact (``0.35`` is ``Rational(7, 20)``). Sizes are guarded before anything is
-built: a power or factorial whose value would have more than ``MAX_DIGITS`` digits, nesting
+built: a power or factorial whose value would have more than ``sizes.MAX_DIGITS`` digits, nesting
 deeper than ``MAX_DEPTH`` and answers longer than ``MAX_CHARS`` are a `ParseError`, so a
 pathological answer costs microseconds, not minutes.
 """
@@ -29,6 +29,7 @@ import re
 
 import sympy
 
+from reasoner.verifiers.math_answer import sizes
 from reasoner.verifiers.math_answer.latex import (
     FUNCTIONS,
     GREEK,
@@ -51,9 +52,7 @@ from reasoner.verifiers.math_answer.shapes import (
     Union,
 )
 
-MAX_DIGITS = 4000  # below Python's 4300-digit limit on int-to-text conversion
 MAX_DEPTH = 60
-MAX_FACTORIAL = 1500  # 1500! has 4115 digits
 
 PM = sympy.Symbol("\u00b1")  # stands for the sign of \pm until an item is expanded; text cannot name it
 
@@ -65,7 +64,6 @@ _CHOICE = (re.compile(f"(?:{_TEXT_OPEN})?" + r"\(\s*([A-J])\s*\)\s*\}?"),  # (C)
            re.compile(_TEXT_OPEN + r"([A-J])\s*\}"))                          # \text{C}
 _CHOICE_VALUE = re.compile(f"(?:{_TEXT_OPEN})?" + r"\(\s*([A-J])\s*\)\s*\}?\s*(\S.*)")  # \textbf{(C)}\ 10
 ANSWER_WORDS = frozenset("yes no none true false odd even undefined never always neither both".split())
-MAX_SYMBOLIC_EXPONENT = 10**4  # x^{999999}: evaluating or simplifying it would take the whole time bound
 MAX_SYMBOLIC_BINOMIAL = 1000   # \binom{x}{k} is a polynomial of degree k
 
 
@@ -108,53 +106,6 @@ def _is_text(plain: str) -> bool:
         return True
     return any(len(w) >= 3 and w.lower() not in FUNCTIONS and w.lower() not in ("pi", "infty", "inf", "infinity")
                for w in words)
-
-
-# --- size guards --------------------------------------------------------------------------
-
-def _digits(x: sympy.Basic) -> float:
-    """Decimal digits of the numerator or denominator of a rational, whichever is longer."""
-    if isinstance(x, sympy.Rational):
-        return max(_log10(abs(int(x.p))), _log10(int(x.q)))
-    return 0.0
-
-
-def _log10(n: int) -> float:
-    if n <= 1:
-        return 0.0
-    return math.log10(n) if n < 10**300 else n.bit_length() * math.log10(2)
-
-
-def _check_size(x: sympy.Basic) -> sympy.Basic:
-    if isinstance(x, sympy.Rational) and (x.p.bit_length() > MAX_DIGITS * 3.33 or x.q.bit_length() > MAX_DIGITS * 3.33):
-        raise ParseError(f"number with more than {MAX_DIGITS} digits")
-    return x
-
-
-def _power(base: sympy.Basic, exp: sympy.Basic) -> sympy.Basic:
-    if isinstance(exp, sympy.Rational) and abs(exp.p) > MAX_SYMBOLIC_EXPONENT and not base.is_number:
-        raise ParseError(f"exponent over {MAX_SYMBOLIC_EXPONENT} on a variable: too large to check")
-    if base.is_number and exp.is_number:
-        if isinstance(exp, sympy.Rational) and isinstance(base, sympy.Rational):
-            size = abs(exp.p) * max(_digits(base), 1e-3) / exp.q
-            if size > MAX_DIGITS and abs(base) != 1 and base != 0:
-                raise ParseError(f"power with more than {MAX_DIGITS} digits")
-        elif exp.is_Rational and abs(exp) > 10**4 and (base.free_symbols or abs(base) != 1):
-            raise ParseError("exponent too large")
-        elif not exp.is_Rational and (exp.has(sympy.Pow) or exp.has(sympy.factorial)):
-            value = sympy.Abs(exp).evalf(15)
-            if value.is_Number and value > 10**4:
-                raise ParseError("exponent too large")
-    if isinstance(base, sympy.Integer) and isinstance(exp, sympy.Rational) and exp.q > 1 and _digits(base) > 60:
-        return sympy.Pow(base, exp, evaluate=False)  # sympy would search a huge number for perfect powers
-    return _check_size(sympy.Pow(base, exp))
-
-
-def _factorial(x: sympy.Basic) -> sympy.Basic:
-    if x.is_number:
-        if not (isinstance(x, sympy.Integer) and 0 <= x <= MAX_FACTORIAL):
-            raise ParseError(f"factorial of {x if _digits(x) < 20 else 'a huge number'} not evaluated")
-    return sympy.factorial(x)
 
 
 # --- the parser ---------------------------------------------------------------------------
@@ -257,7 +208,7 @@ class _Parser:
         while self.at("+", "-", "\\pm", "\\mp"):
             op = self.take().text
             total = total + _apply_sign(op, self._expr(self.parse_term()))
-        return _check_size(total)
+        return sizes.check_size(total)
 
     def parse_term(self):
         value = self.parse_unary()
@@ -284,7 +235,7 @@ class _Parser:
             else:
                 return value
             mixed_ok = False
-            value = _check_size(value)
+            value = sizes.check_size(value)
 
     def _last_was_integer_literal(self) -> bool:
         prev = self.toks[self.i - 1] if self.i > 0 else None
@@ -322,10 +273,10 @@ class _Parser:
         if self.at("^"):
             self.take()
             exp = self.parse_exponent()
-            base = _power(self._expr(base), self._expr(exp))
+            base = sizes.power(self._expr(base), self._expr(exp))
             while self.at("!"):
                 self.take()
-                base = _factorial(base)
+                base = sizes.factorial(base)
         return base
 
     def parse_exponent(self):
@@ -341,7 +292,7 @@ class _Parser:
         v = self.parse_primary()
         while self.at("!"):
             self.take()
-            v = _factorial(self._expr(v))
+            v = sizes.factorial(self._expr(v))
         return v
 
     def parse_group(self, opener="{", closer="}"):
@@ -473,7 +424,7 @@ class _Parser:
     def _command(self, name: str):
         if name == "frac":
             num, den = self.parse_arg(), self.parse_arg()
-            return _check_size(num / den)
+            return sizes.check_size(num / den)
         if name == "sqrt":
             index = None
             if self.at("["):
@@ -481,7 +432,7 @@ class _Parser:
                 index = self._expr(self.parse_sum())
                 self.expect("]")
             arg = self.parse_arg()
-            return _power(arg, sympy.Rational(1, 2) if index is None else 1 / index)
+            return sizes.power(arg, sympy.Rational(1, 2) if index is None else 1 / index)
         if name == "binom":
             n, k = self.parse_arg(), self.parse_arg()
             if n.is_number and (not isinstance(n, sympy.Integer) or abs(n) > 10**6):
@@ -490,8 +441,8 @@ class _Parser:
                 raise ParseError(f"binomial of a variable over {MAX_SYMBOLIC_BINOMIAL}: too large to check")
             if isinstance(n, sympy.Integer) and isinstance(k, sympy.Integer) and 0 <= k <= n:
                 digits = (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)) / math.log(10)
-                if digits > MAX_DIGITS:
-                    raise ParseError(f"binomial with more than {MAX_DIGITS} digits")
+                if digits > sizes.MAX_DIGITS:
+                    raise ParseError(f"binomial with more than {sizes.MAX_DIGITS} digits")
             return sympy.binomial(n, k)
         if name == "pi":
             return sympy.pi
@@ -538,7 +489,7 @@ class _Parser:
         if power is not None and power == -1 and name in _INVERSE:
             return _INVERSE[name](arg)
         value = _FUNC[name](arg) if base is None else sympy.log(arg, base)
-        return value if power is None else _power(value, power)
+        return value if power is None else sizes.power(value, power)
 
     @staticmethod
     def _is_function(t: Token) -> bool:
@@ -601,7 +552,6 @@ def _as_tuple(v):
 
 __all__ = [
     "MAX_CHARS",
-    "MAX_DIGITS",
     "Answer",
     "Choice",
     "Interval",
