@@ -199,6 +199,14 @@ def collect(tree: ast.Module, namespace: dict) -> list[tuple[str, object]]:
     return out
 
 
+def written(tree: ast.Module) -> int:
+    """Test functions the source defines (parameter sets not expanded): the count when it cannot run."""
+    names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test")}
+    methods = {(c.name, f.name) for c in tree.body if isinstance(c, ast.ClassDef) and c.name.startswith("Test")
+               for f in c.body if isinstance(f, ast.FunctionDef) and f.name.startswith("test")}
+    return len(names) + len(methods)
+
+
 def _fixture_value(name: str, fixtures: dict, teardown: list, depth: int = 0):
     fn = fixtures.get(name)
     if fn is None or depth > MAX_FIXTURE_DEPTH:
@@ -257,8 +265,7 @@ def run_pytest(link: Link, tests: dict) -> dict:
     except ProgramGone:
         raise
     except BaseException as exc:  # noqa: BLE001 - e.g. the program lacks a name the tests import
-        planned = len(collect(tree, namespace)) or 1
-        return counted(program_failure(exc, source_lines), 0, planned, link)
+        return counted(program_failure(exc, source_lines), 0, written(tree) or 1, link)
     fixtures = {k: v for k, v in namespace.items() if isinstance(v, types.FunctionType) and getattr(v, "_fixture", False)
                 and v.__code__.co_filename == "<tests>"}
     planned = [(name, test, arguments) for name, test in collect(tree, namespace)
