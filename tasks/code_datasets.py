@@ -45,6 +45,7 @@ HF = {"mbpp": ("google-research-datasets/mbpp", "full"), "apps": ("codeparrot/ap
       "taco": ("BAAI/TACO", None), "codecontests": ("deepmind/code_contests", None),
       "livecodebench": ("livecodebench/code_generation_lite", None), "kodcode": ("KodCode/KodCode-V1", None)}
 HF_SPLITS = {"livecodebench": ("test",), "kodcode": ("train",), "codecontests": ("train", "valid", "test")}
+LEETCODE_PREFIX = "from typing import *\n"  # LeetCode's starter code uses List[int] without importing it
 OPTIONS = ("path", "hf", "limit", "max_tests", "generated")
 
 
@@ -185,7 +186,7 @@ def input_output_reference(io: Any, starter: str | None, options: dict) -> dict:
         reference = {"fn_name": fn, "inputs": [a if isinstance(a, list) else [a] for a, _ in pairs],
                      "outputs": [o for _, o in pairs], "unwrap_outputs": True}
         if starter and "class Solution" in starter:
-            reference["class_name"] = "Solution"
+            reference.update(class_name="Solution", prefix=LEETCODE_PREFIX)
         return reference
     return {"cases": [{"input": _lines(i), "output": _lines(o)} for i, o in pairs]}
 
@@ -321,7 +322,7 @@ def _livecodebench(lineno: int, row: dict, options: dict) -> Example:
         pairs = _cap(list(zip(inputs, outputs)), options)
         reference = {"fn_name": fn, "inputs": [i for i, _ in pairs], "outputs": [o for _, o in pairs]}
         if "class Solution" in starter:
-            reference["class_name"] = "Solution"
+            reference.update(class_name="Solution", prefix=LEETCODE_PREFIX)
     elif kinds == {"stdin"}:
         reference = {"cases": _cap([{"input": str(t.get("input", "")), "output": str(t.get("output", ""))}
                                     for t in tests], options)}

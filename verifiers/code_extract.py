@@ -4,8 +4,9 @@
 defines a name the tests call** (the entry point, ``fn_name``/``class_name``, the names
 ``from solution import`` brings in, or the functions MBPP asserts call), plus the top-level
 imports, functions and classes of earlier blocks that this block uses and does not define
-itself. Usage examples, test runs and prints in other blocks do not run. When no block
-defines such a name (or the tests are stdin/stdout), it is the last block, as ``last_block``.
+itself. Usage examples, test runs and prints in other blocks do not run. For stdin/stdout
+tests it is the last block that reads standard input (``input``, ``sys.stdin``, ``open(0)``).
+When no block qualifies, it is the last block, as ``last_block``.
 
 The rule is one a policy gains nothing from gaming: exactly one block's code runs as written,
 with only definitions taken from earlier blocks; whatever it runs, the tests are decided in the
@@ -23,6 +24,7 @@ EXTRACT = ("defining", "last_block", "first_block", "whole")
 LANGUAGE_TAGS = {"python": {"", "python", "py", "python3", "py3"}, "cpp": {"", "cpp", "c++", "cc", "cxx"}}
 MAX_BLOCKS = 64
 MAX_CODE = 1 << 20  # characters of a block parsed to find its definitions
+STDIN = frozenset({"<stdin>"})  # `wanted_names` of stdin/stdout tests: the program reads its input
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^\s`{]*)")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
 
@@ -60,6 +62,8 @@ def extract_code(text: str, mode: str = "last_block", language: str = "python",
         return None
     if mode == "first_block":
         return blocks[0]
+    if mode == "defining" and language == "python" and names == STDIN:
+        return reading(blocks[-MAX_BLOCKS:])
     if mode == "defining" and language == "python" and names:
         return defining(blocks[-MAX_BLOCKS:], frozenset(names))
     return blocks[-1]
@@ -125,6 +129,26 @@ def defining(blocks: list[str], names: frozenset[str]) -> str:
     return "\n\n".join([*parts, blocks[chosen]]) if parts else blocks[chosen]
 
 
+def reads_stdin(tree: ast.AST) -> bool:
+    """Whether code reads standard input: ``input``, ``sys.stdin``, ``stdin`` or ``open(0)``."""
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and n.id in ("input", "stdin") or isinstance(n, ast.Attribute) and n.attr == "stdin":
+            return True
+        if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "open" and n.args
+                and isinstance(n.args[0], ast.Constant) and n.args[0].value == 0):
+            return True
+    return False
+
+
+def reading(blocks: list[str]) -> str:
+    """The last block that reads standard input (``input``, ``sys.stdin``); the last block when none does."""
+    for code in reversed(blocks):
+        tree = _parse(code)
+        if tree is not None and reads_stdin(tree):
+            return code
+    return blocks[-1]
+
+
 def wanted_names(tests) -> frozenset[str]:
     """The names the tests call in the program: what ``defining`` looks for."""
     from reasoner.sandbox import CallTests, FunctionTests, PytestTests
@@ -145,4 +169,4 @@ def wanted_names(tests) -> frozenset[str]:
         out |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Name) and node.value.id == root}
         return frozenset(out)
-    return frozenset()
+    return STDIN

@@ -69,7 +69,7 @@ def test_names_the_tests_call():
     assert wanted_names(CallTests("twoSum", [[1]], [1], class_name="Solution")) == {"Solution"}
     assert wanted_names(PytestTests("from solution import a, b\nimport solution\ndef test():\n    solution.c()\n")) \
         == {"a", "b", "c"}
-    assert wanted_names(StdioTests([Case("", "")])) == frozenset()
+    assert wanted_names(StdioTests([Case("", "")])) == {"<stdin>"}
 
 
 def test_options_are_checked():
@@ -127,3 +127,13 @@ def test_fraction_reward_cannot_be_inflated(pool):
     assert (verdict.reward, verdict.details["tests_total"]) == (0.5, 2)
     gone = "```python\nimport os\ndef add(a, b):\n    os._exit(0)\n```"
     assert CodeVerifier(sandbox=pool, reward="fraction").verify(gone, tests).reward == 0.0
+
+
+def test_stdin_programs_are_the_last_block_that_reads_input():
+    stdin = wanted_names(StdioTests([Case("", "")]))
+    program = "import sys\nprint(sum(map(int, sys.stdin.read().split())))\n"
+    assert extract_code(f"```python\n{program}```\nRun it:\n```python\nprint('demo')\n```", "defining", "python",
+                        stdin) == program
+    assert extract_code("```python\nn = int(input())\n```\n```python\nprint(open(0).read())\n```", "defining",
+                        "python", stdin) == "print(open(0).read())\n"
+    assert extract_code("```python\nprint(1)\n```\n```python\nprint(2)\n```", "defining", "python", stdin) == "print(2)\n"
