@@ -26,6 +26,7 @@ refused with a clear error.
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import pickletools
@@ -333,9 +334,34 @@ def _livecodebench(lineno: int, row: dict, options: dict) -> Example:
                                 "contest_date": row.get("contest_date")})
 
 
+PYTEST_FIXTURES = frozenset({"capsys", "capfd", "caplog", "monkeypatch", "tmp_path", "tmpdir", "request", "mocker"})
+
+
+def check_pytest(source: str, module: str = "solution") -> None:
+    """Refuse test code the sandbox cannot run for any program: a syntax error, an import of a
+    module that is not in the standard library, a pytest built-in fixture."""
+    import sys
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise TaskError(f"the tests do not parse ({exc})") from None
+    for node in ast.walk(tree):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+        for name in names:
+            root = name.split(".")[0]
+            if root not in (module, "pytest") and root not in sys.stdlib_module_names:
+                raise TaskError(f"the tests import {name!r}, which the sandbox does not have")
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+            for arg in node.args.args:
+                if arg.arg in PYTEST_FIXTURES:
+                    raise TaskError(f"the tests use pytest's {arg.arg!r} fixture, which the sandbox does not provide")
+
+
 def _kodcode(lineno: int, row: dict, options: dict) -> Example:
     question = text(row, "question")
     test = text(row, "test")
+    check_pytest(test)
     info = json_field(row, "test_info", []) or []
     declarations = [i.get("function_declaration") for i in info if isinstance(i, dict) and i.get("function_declaration")]
     prompt = question

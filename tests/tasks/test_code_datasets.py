@@ -234,3 +234,13 @@ def test_one_real_row_per_dataset_through_the_sandbox(tmp_path, pool):
     good, bad = verdicts[:len(right)], verdicts[len(right):]
     assert [(name, v.reason) for name, v in zip(loaded, good)] == [(name, "correct") for name in loaded], good
     assert all(v.reward == 0.0 for v in bad), [(n, v.reason) for n, v in zip(loaded, bad)]
+
+
+def test_kodcode_rows_no_program_could_pass_are_skipped(tmp_path):
+    rows = [KODCODE, {**KODCODE, "question_id": "b", "test": "import numpy as np\nfrom solution import f\n\n"
+                                                              "def test_f():\n    assert f() == np.int64(1)\n"},
+            {**KODCODE, "question_id": "c", "test": "from solution import f\n\ndef test_f(capsys):\n    f()\n"}]
+    path = write_jsonl(tmp_path / "kc.jsonl", rows)
+    assert [e.id for e in tasks.load(f"kodcode:{path}")] == ["kodcode-Leetcode_3_I"]
+    with pytest.raises(TaskError, match=r"kc.jsonl:2: the tests import 'numpy'"):
+        tasks.load(f"kodcode:{path}", strict=True)
