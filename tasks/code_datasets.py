@@ -45,7 +45,7 @@ MAX_DECODED = 1 << 28  # bytes a compressed test payload may expand to
 HF = {"mbpp": ("google-research-datasets/mbpp", "full"), "apps": ("codeparrot/apps", None),
       "taco": ("BAAI/TACO", None), "codecontests": ("deepmind/code_contests", None),
       "livecodebench": ("livecodebench/code_generation_lite", None), "kodcode": ("KodCode/KodCode-V1", None)}
-HF_SPLITS = {"livecodebench": ("test",), "kodcode": ("train",), "codecontests": ("train", "valid", "test")}
+HF_SPLITS = {"livecodebench": "test", "kodcode": "train"}
 LEETCODE_PREFIX = "from typing import *\n"  # LeetCode's starter code uses List[int] without importing it
 OPTIONS = ("path", "hf", "limit", "max_tests", "generated")
 
@@ -91,8 +91,9 @@ def rows_of(name: str, arg: str | None, split: str, strict: bool) -> tuple[Itera
         dataset_id, config = HF[name]
         if source.startswith("hf:"):
             dataset_id, config = source[3:], None
-        allowed = HF_SPLITS.get(name, ("train", "test"))
-        hf_split = split if split in allowed else allowed[-1] if split == "test" else allowed[0]
+        hf_split = "valid" if name == "codecontests" and split == "validation" else split
+        if name in HF_SPLITS:  # datasets with one split serve it whatever is asked
+            hf_split = HF_SPLITS[name]
         return sources.read_hf(dataset_id, hf_split, config), f"hf:{dataset_id}", options, False
     path = Path(source).expanduser()
     return read_file(path, strict), str(path), options, True

@@ -10,6 +10,8 @@ Function tests run *here*, in trusted code: each name the program defines become
 whose calls cross to the program's process and whose results come back as plain data. A
 verdict of ``passed`` needs the test code to finish without an exception **and** the program's
 process to have answered every call: an exit, a crash or a protocol violation is sticky.
+Call tests (``calls``) and pytest tests (``pytests``) run here the same way; every kind
+reports ``tests_passed`` / ``tests_total``, counted from the tests, never from the program.
 """
 
 from __future__ import annotations
