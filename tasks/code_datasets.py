@@ -46,7 +46,10 @@ HF = {"mbpp": ("google-research-datasets/mbpp", "full"), "apps": ("codeparrot/ap
       "taco": ("BAAI/TACO", None), "codecontests": ("deepmind/code_contests", None),
       "livecodebench": ("livecodebench/code_generation_lite", None), "kodcode": ("KodCode/KodCode-V1", None)}
 HF_SPLITS = {"livecodebench": "test", "kodcode": "train"}
-LEETCODE_PREFIX = "from typing import *\n"  # LeetCode's starter code uses List[int] without importing it
+# What LeetCode's (and LiveCodeBench's) harness imports before a Solution class: starter code
+# uses List[int], and solutions use deque, heapq, lru_cache ... without importing them.
+LEETCODE_PREFIX = ("from typing import *\nfrom collections import *\nfrom heapq import *\nfrom bisect import *\n"
+                   "from itertools import *\nfrom functools import *\nimport math\n")
 OPTIONS = ("path", "hf", "limit", "max_tests", "generated")
 
 

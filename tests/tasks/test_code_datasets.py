@@ -14,7 +14,7 @@ import pytest
 
 from reasoner import tasks
 from reasoner.tasks import TaskError
-from reasoner.tasks.code_datasets import decode_lcb_tests
+from reasoner.tasks.code_datasets import LEETCODE_PREFIX, decode_lcb_tests
 from tests.conftest import write_jsonl
 
 MBPP = {"task_id": 2, "text": "Write a function to find the shared elements from the given two lists.",
@@ -141,7 +141,7 @@ def test_livecodebench_private_tests_decode_without_unpickling(tmp_path):
     task = tasks.load(f"livecodebench:{write_jsonl(tmp_path / 'lcb.jsonl', [LCB_FUNCTIONAL, LCB_STDIN])}")
     functional, stdin = task
     assert functional.reference == {
-        "fn_name": "countSeniors", "class_name": "Solution", "prefix": "from typing import *\n",
+        "fn_name": "countSeniors", "class_name": "Solution", "prefix": LEETCODE_PREFIX,
         "inputs": [[["7868190130M7522", "5303914400F9211", "9273338290F4010"]], [["1313579440F2036", "2921522980M5644"]]],
         "outputs": [2, 0]}
     assert stdin.reference == {"cases": [{"input": "2\n1 4 3\n2 5 8\n", "output": "YES\nNO\n"},
