@@ -143,9 +143,11 @@ def test_pytest_functions_are_each_one_test(pool):
 def test_pytest_module_import_and_skip(pool):
     tests = "import solution\nimport pytest\n\ndef test_a():\n    assert solution.add(2, 2) == 4\n\n" \
             "@pytest.mark.skip(reason='later')\ndef test_b():\n    assert False\n\n" \
-            "def test_c():\n    pytest.skip('not today')\n"
+            "def test_c():\n    pytest.skip('not today')\n\n@pytest.mark.skipif(True, reason='no')\ndef test_d():\n" \
+            "    assert False\n\n@pytest.mark.skipif(False, reason='runs')\ndef test_e():\n    assert solution.add(1, 1) == 2\n\n" \
+            "@pytest.mark.xfail\ndef test_f():\n    assert solution.add(1, 1) == 3\n"
     done = run(pool, ADD, PytestTests(tests))
-    assert done.status == "passed" and counts(done) == (1, 1), done
+    assert done.status == "passed" and counts(done) == (2, 2), done
 
 
 @pytest.mark.parametrize("program", [
