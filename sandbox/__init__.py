@@ -5,8 +5,11 @@ Contract (docs/sandbox.md has the threat model and the reason for every containe
     Sandbox.run(program, tests, limits) -> Execution(status, stdout, stderr, seconds, details)
 
 ``tests`` is a `FunctionTests` (test code that calls the program's functions: MBPP asserts or
-HumanEval's ``check(candidate)``) or a `StdioTests` (stdin/stdout cases). ``status`` is one of
-`STATUSES`. Only the test harness, after every test has run, can produce ``passed``: the
+HumanEval's ``check(candidate)``), a `CallTests` (APPS/LeetCode-style calls: a function name,
+argument lists and expected values, all data), a `PytestTests` (KodCode-style pytest functions
+that ``from solution import ...``) or a `StdioTests` (stdin/stdout cases). ``status`` is one of
+`STATUSES`; ``details["tests_passed"]`` and ``details["tests_total"]`` count the tests (each
+assert line, call, pytest function or case; see `Job.all_tests`). Only the test harness, after every test has run, can produce ``passed``: the
 program runs in another process and its values reach the tests as plain data (see
 ``sandbox/inside/harness.py``).
 
@@ -77,7 +80,65 @@ class StdioTests:
             raise ValueError("StdioTests needs at least one case")
 
 
-Tests = Union[FunctionTests, StdioTests]
+FLOAT_TOLERANCE = 1e-6
+"""`CallTests` compare floats with ``math.isclose(rel_tol=FLOAT_TOLERANCE, abs_tol=FLOAT_TOLERANCE)``."""
+
+
+@dataclass(frozen=True)
+class CallTests:
+    """Calls of one function with argument lists, each result compared with its expected value.
+
+    ``inputs[k]`` is the list of positional arguments of call k and ``outputs[k]`` its expected
+    result: JSON data only, never code. With ``class_name`` (LeetCode's ``Solution``) each call is
+    ``class_name().fn_name(*args)`` on a fresh instance. The result crosses from the program as
+    plain data and is compared here: tuples equal lists, ``bool`` equals only ``bool``, numbers
+    with a float among them are close (`FLOAT_TOLERANCE`), dict keys and everything else exactly;
+    an object that is not plain data equals nothing. ``unwrap_outputs`` (APPS/TACO store many
+    expected values as a one-item list) also accepts the single item of such an output.
+    """
+
+    fn_name: str
+    inputs: tuple
+    outputs: tuple
+    class_name: str | None = None
+    unwrap_outputs: bool = False
+
+    def __post_init__(self):
+        import json
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        if not (isinstance(self.fn_name, str) and self.fn_name.isidentifier()):
+            raise ValueError(f"fn_name must be an identifier, not {self.fn_name!r}")
+        if self.class_name is not None and not (isinstance(self.class_name, str) and self.class_name.isidentifier()):
+            raise ValueError(f"class_name must be an identifier, not {self.class_name!r}")
+        if not self.inputs or len(self.inputs) != len(self.outputs):
+            raise ValueError(f"CallTests needs as many outputs as inputs, at least one "
+                             f"({len(self.inputs)} inputs, {len(self.outputs)} outputs)")
+        if not all(isinstance(args, (list, tuple)) for args in self.inputs):
+            raise ValueError("each input is a list of positional arguments")
+        try:
+            json.dumps([self.inputs, self.outputs], allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"inputs and outputs must be JSON data: {exc}") from None
+
+
+@dataclass(frozen=True)
+class PytestTests:
+    """pytest-style test code (KodCode): ``from solution import f`` and ``def test_*():`` functions.
+
+    Run in the test harness, never in the program's process: ``module`` (``solution``) imports
+    as the program's functions, ``import pytest`` as a small built-in subset (``raises``,
+    ``approx``, ``mark.parametrize``, ``fixture``, ``skip``, ``fail``). Each ``test_*`` function
+    (each parameter set) and each ``test_*`` method of a ``Test*`` class is one test; only
+    functions the test code defines are collected.
+    """
+
+    source: str
+    module: str = "solution"
+
+
+Tests = Union[FunctionTests, CallTests, PytestTests, StdioTests]
+PYTHON_ONLY = (FunctionTests, CallTests, PytestTests)
 
 
 @dataclass(frozen=True)
@@ -88,14 +149,18 @@ class Job:
     tests: Tests = field(default_factory=lambda: StdioTests((Case(),)))
     limits: Limits | None = None
     language: str = "python"
+    all_tests: bool = False
+    """Run every test even after one fails, so that ``tests_passed`` counts them all (partial
+    credit); by default the job stops at the first failure."""
 
     def __post_init__(self):
         if self.language not in LANGUAGES:
             raise ValueError(f"language {self.language!r} is not one of {', '.join(LANGUAGES)}")
-        if isinstance(self.tests, FunctionTests) and self.language != "python":
-            raise ValueError("function tests need a Python program; use StdioTests for other languages")
-        if not isinstance(self.tests, (FunctionTests, StdioTests)):
-            raise TypeError(f"tests must be FunctionTests or StdioTests, not {type(self.tests).__name__}")
+        if isinstance(self.tests, PYTHON_ONLY) and self.language != "python":
+            raise ValueError("function, call and pytest tests need a Python program; use StdioTests for other languages")
+        if not isinstance(self.tests, (*PYTHON_ONLY, StdioTests)):
+            raise TypeError(f"tests must be FunctionTests, CallTests, PytestTests or StdioTests, "
+                            f"not {type(self.tests).__name__}")
 
 
 @dataclass(frozen=True)
@@ -129,5 +194,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'sandbox' has no attribute {name!r}")
 
 
-__all__ = ["Case", "Execution", "FunctionTests", "Job", "LANGUAGES", "Limits", "STATUSES", "Sandbox",
+__all__ = ["CallTests", "Case", "Execution", "FunctionTests", "PytestTests", "Job", "LANGUAGES", "Limits", "STATUSES", "Sandbox",
            "SandboxUnavailable", "StdioTests", "Tests"]

@@ -11,7 +11,7 @@ import ssl
 import time
 from dataclasses import asdict
 
-from reasoner.sandbox import FunctionTests, Job, Limits
+from reasoner.sandbox import CallTests, FunctionTests, Job, Limits, PytestTests
 from reasoner.sandbox import engine
 from reasoner.sandbox.inside import bundle, wire
 
@@ -170,7 +170,13 @@ def encode_job(job: Job, limits: Limits, nonce: str) -> dict:
     tests = job.tests
     if isinstance(tests, FunctionTests):
         mode, wire_tests = "function", {"source": tests.source, "entry_point": tests.entry_point}
+    elif isinstance(tests, CallTests):
+        mode, wire_tests = "function", {"kind": "calls", "fn_name": tests.fn_name, "class_name": tests.class_name,
+                                        "inputs": [list(a) for a in tests.inputs], "outputs": list(tests.outputs),
+                                        "unwrap_outputs": tests.unwrap_outputs}
+    elif isinstance(tests, PytestTests):
+        mode, wire_tests = "function", {"kind": "pytest", "source": tests.source, "module": tests.module}
     else:
         mode, wire_tests = "stdio", {"cases": [{"input": c.input, "output": c.output} for c in tests.cases]}
-    return {"nonce": nonce, "mode": mode, "language": job.language, "program": job.program, "tests": wire_tests,
+    return {"nonce": nonce, "mode": mode, "language": job.language, "program": job.program, "tests": {**wire_tests, "all_tests": bool(job.all_tests)},
             "limits": asdict(limits)}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from reasoner.sandbox import Case, FunctionTests, Job, Limits, SandboxUnavailable, StdioTests
+from reasoner.sandbox import CallTests, Case, FunctionTests, Job, Limits, PytestTests, SandboxUnavailable, StdioTests
 
 
 @click.group()
@@ -129,37 +129,51 @@ def _fail(what: str, message: str) -> bool:
 @click.option("--entry-point", default=None, help="With --tests: the function check(candidate) is called with.")
 @click.option("--cases", "cases_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help='JSONL of stdin/stdout cases: {"input": "1 2\\n", "output": "3\\n"} per line.')
+@click.option("--calls", "calls_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help='JSON call tests: {"fn_name": "add", "inputs": [[1, 2]], "outputs": [3]} (optional '
+                   '"class_name": "Solution", "unwrap_outputs": true).')
+@click.option("--pytest", "pytest_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="pytest-style tests: from solution import f, def test_*() functions.")
+@click.option("--all-tests", is_flag=True, help="Run every test after a failure, so tests_passed counts them all.")
 @click.option("--language", type=click.Choice(["auto", "python", "cpp"]), default="auto", show_default=True,
               help="auto: cpp for .cpp/.cc/.cxx files, else python.")
 @click.option("--timeout", type=float, default=Limits.timeout, show_default=True, help="Wall-clock seconds.")
 @click.option("--memory", "memory_mb", type=int, default=Limits.memory_mb, show_default=True, help="MiB.")
-def run(program: Path, tests_file: Path | None, entry_point: str | None, cases_file: Path | None, language: str,
+def run(program: Path, tests_file: Path | None, entry_point: str | None, cases_file: Path | None,
+        calls_file: Path | None, pytest_file: Path | None, all_tests: bool, language: str,
         timeout: float, memory_mb: int) -> None:
     """Run PROGRAM in the sandbox and print the Execution as JSON (exit 0 whatever the verdict).
 
-    Without --tests or --cases the program runs once with empty stdin and passes if it exits 0.
+    Without --tests, --cases, --calls or --pytest the program runs once with empty stdin and
+    passes if it exits 0.
 
     \b
     Examples:
       reasoner sandbox run solution.py --tests test_add.py
       reasoner sandbox run solution.py --tests humaneval_test.py --entry-point add
       reasoner sandbox run solution.cpp --cases cases.jsonl --timeout 2
+      reasoner sandbox run solution.py --calls calls.json --all-tests
+      reasoner sandbox run solution.py --pytest test_solution.py
     """
     from reasoner.sandbox.pool import Sandbox
 
-    if tests_file and cases_file:
-        raise click.UsageError("give --tests or --cases, not both")
+    if sum(f is not None for f in (tests_file, cases_file, calls_file, pytest_file)) > 1:
+        raise click.UsageError("give one of --tests, --cases, --calls, --pytest, not both")
     if language == "auto":
         language = "cpp" if program.suffix in (".cpp", ".cc", ".cxx") else "python"
-    if tests_file:
-        tests = FunctionTests(tests_file.read_text(encoding="utf-8"), entry_point)
-    elif cases_file:
-        tests = StdioTests(_read_cases(cases_file))
-    else:
-        tests = StdioTests((Case(),))
     try:
+        if tests_file:
+            tests = FunctionTests(tests_file.read_text(encoding="utf-8"), entry_point)
+        elif cases_file:
+            tests = StdioTests(_read_cases(cases_file))
+        elif calls_file:
+            tests = _read_calls(calls_file)
+        elif pytest_file:
+            tests = PytestTests(pytest_file.read_text(encoding="utf-8"))
+        else:
+            tests = StdioTests((Case(),))
         limits = Limits(timeout=timeout, memory_mb=memory_mb)
-        job = Job(program.read_text(encoding="utf-8"), tests, limits, language)
+        job = Job(program.read_text(encoding="utf-8"), tests, limits, language, all_tests=all_tests)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     try:
@@ -168,6 +182,17 @@ def run(program: Path, tests_file: Path | None, entry_point: str | None, cases_f
     except SandboxUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(execution.to_dict(), indent=2, ensure_ascii=False))
+
+
+def _read_calls(path: Path) -> CallTests:
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(spec, dict):
+            raise ValueError("not a JSON object")
+        return CallTests(spec.get("fn_name"), spec.get("inputs") or (), spec.get("outputs") or (),
+                         spec.get("class_name"), bool(spec.get("unwrap_outputs", False)))
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint="--calls") from None
 
 
 def _read_cases(path: Path) -> tuple[Case, ...]:

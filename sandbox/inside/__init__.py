@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-MODULES = ("wire", "privileges", "candidate", "harness", "stdio", "runner")
+MODULES = ("wire", "privileges", "candidate", "harness", "stdio", "calls", "pytests", "runner")
 
 # Reads one frame (length + JSON {"modules": {name: source}, "main": name}), installs the
 # modules as the package ``reasoner.sandbox.inside`` and calls ``main()`` of the runner.

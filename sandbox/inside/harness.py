@@ -10,6 +10,8 @@ Function tests run *here*, in trusted code: each name the program defines become
 whose calls cross to the program's process and whose results come back as plain data. A
 verdict of ``passed`` needs the test code to finish without an exception **and** the program's
 process to have answered every call: an exit, a crash or a protocol violation is sticky.
+Call tests (``calls``) and pytest tests (``pytests``) run here the same way; every kind
+reports ``tests_passed`` / ``tests_total``, counted from the tests, never from the program.
 """
 
 from __future__ import annotations
@@ -256,7 +258,14 @@ def main() -> None:
     tests = wire.read_frame(0)  # only now: the program's process never had the tests in memory
     link = Link(mine, pid, oom_before)
     try:
-        if job["mode"] == "function":
+        kind = tests.get("kind") if type(tests) is dict else None
+        if job["mode"] == "function" and kind == "calls":
+            from reasoner.sandbox.inside import calls
+            result = calls.run_calls(link, tests)
+        elif job["mode"] == "function" and kind == "pytest":
+            from reasoner.sandbox.inside import pytests
+            result = pytests.run_pytest(link, tests)
+        elif job["mode"] == "function":
             result = run_function_tests(link, tests)
         else:
             from reasoner.sandbox.inside import stdio
@@ -300,48 +309,89 @@ def loaded(link: Link) -> tuple[dict | None, dict]:
     return None, reply["ready"]
 
 
-def run_function_tests(link: Link, tests: dict) -> dict:
-    failure, ready = loaded(link)
-    if failure:
-        return failure
-    try:
-        code = compile(tests["source"], "<tests>", "exec")
-        bound = bound_names(tests["source"])
-    except (SyntaxError, ValueError) as exc:
-        return {"status": "sandbox_error", "details": {"error": f"the tests do not compile: {exc}"}}
-    offered, functions = {}, {}
+def offered_names(link: Link, ready: dict) -> dict[str, Remote]:
+    """The program's top-level callables, by name, as `Remote`s."""
+    offered = {}
     names = ready.get("names")
     for name, ref in (names.items() if type(names) is dict else ()):
         if type(ref) is int and type(name) is str and name.isidentifier() and not name.startswith("__"):
             offered[name] = Remote(link, ref, "function")
-            if program_name_allowed(name, bound):
-                functions[name] = offered[name]
+    return offered
+
+
+def program_failure(exc: BaseException, source_lines: list[str]) -> dict:
+    """The result for an exception a test raised: the program's (re-raised here) or the test's own."""
+    if isinstance(exc, ProgramError):
+        _show(getattr(exc, "program_traceback", ""))
+        return {"status": "memory" if isinstance(exc, MemoryError) else "runtime_error",
+                "details": _failure(exc, source_lines)}
+    return {"status": "failed", "details": _failure(exc, source_lines)}
+
+
+def counted(first: dict | None, passed: int, total: int, link: Link) -> dict:
+    """The job's result from its first failure (None: none) and the tests passed out of total."""
+    if first is None and link.broken is not None:  # a call failed and the tests swallowed the error
+        raise ProgramGone(link.broken)
+    if first is None and link.calls == 0:
+        first = {"status": "failed", "details": {"error": "the tests never called the program"}}
+        passed = 0
+    result = first or {"status": "passed", "details": {}}
+    result.setdefault("details", {}).update(tests_passed=passed, tests_total=total)
+    return result
+
+
+def run_function_tests(link: Link, tests: dict) -> dict:
+    """MBPP asserts and HumanEval's ``check``: the source runs one top-level statement at a time;
+    each top-level ``assert`` is one test and so is the call of ``check``."""
+    failure, ready = loaded(link)
+    if failure:
+        return failure
+    try:
+        tree = ast.parse(tests["source"], "<tests>")
+        bound = bound_names(tests["source"])
+        statements = [(isinstance(node, ast.Assert), compile(ast.Module([node], []), "<tests>", "exec"))
+                      for node in tree.body]
+    except (SyntaxError, ValueError) as exc:
+        return {"status": "sandbox_error", "details": {"error": f"the tests do not compile: {exc}"}}
+    offered = offered_names(link, ready)
+    functions = {name: remote for name, remote in offered.items() if program_name_allowed(name, bound)}
     # The trusted keys go in last: nothing derived from the program can replace them.
     namespace = {**functions, "__name__": "__tests__", "__builtins__": builtins}
     source_lines = tests["source"].splitlines()
-    try:
-        exec(code, namespace)
-        entry = tests.get("entry_point")
-        check = namespace.get("check")
-        if entry:
-            target = offered.get(entry) if type(entry) is str else None
-            if target is None:
-                return {"status": "failed", "details": {"error": f"the program defines no function {entry!r}"}}
-            if callable(check):
-                check(target)
-    except ProgramGone:
-        raise
-    except ProgramError as exc:
-        status = "memory" if isinstance(exc, MemoryError) else "runtime_error"
-        _show(getattr(exc, "program_traceback", ""))
-        return {"status": status, "details": _failure(exc, source_lines)}
-    except BaseException as exc:  # noqa: BLE001 - AssertionError and anything else the tests raise
-        return {"status": "failed", "details": _failure(exc, source_lines)}
-    if link.broken is not None:  # a call failed and the tests swallowed the error
-        raise ProgramGone(link.broken)
-    if link.calls == 0:
-        return {"status": "failed", "details": {"error": "the tests never called the program"}}
-    return {"status": "passed", "details": {}}
+    entry = tests.get("entry_point")
+    asserts = sum(is_assert for is_assert, _ in statements)
+    total = asserts + (1 if entry else 0) or 1  # no assert and no check: the whole source is one test
+    keep_going = tests.get("all_tests") is True
+    first, passed = None, 0
+    for is_assert, code in statements:
+        try:
+            exec(code, namespace)
+        except ProgramGone:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - AssertionError and anything else the tests raise
+            first = first or program_failure(exc, source_lines)
+            if is_assert and keep_going:
+                continue
+            return counted(first, passed, total, link)
+        passed += is_assert
+    if entry:
+        target = offered.get(entry) if type(entry) is str else None
+        if target is None:
+            missing = {"status": "failed", "details": {"error": f"the program defines no function {entry!r}"}}
+            return counted(first or missing, passed, total, link)
+        if first is None or keep_going:
+            check = namespace.get("check")
+            try:
+                if callable(check):
+                    check(target)
+                passed += 1
+            except ProgramGone:
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                first = first or program_failure(exc, source_lines)
+    elif asserts == 0 and first is None:
+        passed = 1
+    return counted(first, passed, total, link)
 
 
 MAX_NAME = 200

@@ -27,31 +27,44 @@ def same_tokens(got: bytes, expected: bytes) -> bool:
 
 
 def run_cases(link: Link, tests: dict, job: dict) -> dict:
+    """Each case in a fresh process; stops at the first failing one unless ``all_tests``."""
     started = time.monotonic()
     failure, _ready = loaded(link)
     if failure:
         return failure
     limits = job["limits"]
     cases = tests["cases"]
-    shown = b""
+    keep_going = tests.get("all_tests") is True
+    shown, first, passed = b"", None, 0
     for k, case in enumerate(cases):
         expected = None if case.get("output") is None else str(case["output"]).encode("utf-8", "surrogatepass")
         cap = limits["max_output"] if expected is None else max(limits["max_output"], 2 * len(expected) + SLACK)
         cpu = max(1.0, limits["timeout"] - (time.monotonic() - started))
         out, overflow, code = _run_one(link, str(case.get("input", "")).encode("utf-8", "surrogatepass"), cap, cpu)
-        shown = out[:limits["max_output"]]
         details = {"case": k, "cases": len(cases), "exit_status": code, "stdout_bytes": len(out)}
         status = _classify(code, link, overflow and expected is not None)
         if status is None and expected is not None and not same_tokens(out, expected):
             status = "failed"
-        if status is not None:
+        if status is None:
+            passed += 1
+            if first is None:
+                shown = out[:limits["max_output"]]
+            continue
+        if first is None:
             if expected is not None:
                 details["expected"] = expected[:1000].decode("utf-8", "replace")
             if overflow:
                 details["error"] = f"output longer than {cap} bytes"
-            return {"status": status, "stdout": shown.decode("utf-8", "replace"), "details": details}
+            first = {"status": status, "stdout": out[:limits["max_output"]].decode("utf-8", "replace"),
+                     "details": details}
+        if not keep_going:
+            break
+    counts = {"tests_passed": passed, "tests_total": len(cases)}
+    if first is not None:
+        first["details"].update(counts)
+        return first
     return {"status": "passed", "stdout": shown.decode("utf-8", "replace"),
-            "details": {"cases": len(cases), "stdout_bytes": len(shown)}}
+            "details": {"cases": len(cases), "stdout_bytes": len(shown), **counts}}
 
 
 def _classify(code: int, link: Link, stopped_for_output: bool) -> str | None:

@@ -106,3 +106,16 @@ def test_hosts_usage_error():
     for command in ("check", "clean"):
         result = invoke(command, "--hosts", "ssh://me@node1")
         assert result.exit_code == 2 and "ssh -NL" in result.output
+
+
+@pytest.mark.docker
+def test_run_calls_and_pytest(files):
+    (files / "calls.json").write_text('{"fn_name": "add", "inputs": [[1, 2], [2, 2], [0, 0]], "outputs": [3, 5, 0]}')
+    result = json.loads(invoke("run", str(files / "add.py"), "--calls", str(files / "calls.json"), "--all-tests").output)
+    assert result["status"] == "failed" and (result["details"]["tests_passed"], result["details"]["tests_total"]) == (2, 3)
+    (files / "test_add.py").write_text("from solution import add\n\ndef test_add():\n    assert add(2, 3) == 5\n")
+    result = json.loads(invoke("run", str(files / "add.py"), "--pytest", str(files / "test_add.py")).output)
+    assert result["status"] == "passed", result
+    (files / "bad.json").write_text('{"fn_name": "add", "inputs": [[1]], "outputs": []}')
+    bad = invoke("run", str(files / "add.py"), "--calls", str(files / "bad.json"))
+    assert bad.exit_code == 2 and "as many outputs as inputs" in bad.output

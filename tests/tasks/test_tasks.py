@@ -42,7 +42,7 @@ def test_arithmetic_splits_are_disjoint():
 @pytest.mark.parametrize("spec, message", [
     ("arithmetic:ops=^", "ops"), ("arithmetic:style=poem", "style"), ("arithmetic:max_value=x", "integer"),
     ("arithmetic:max_value=3,test_size=200", "distinct problems"), ("arithmetic:colour=red", "unknown option"),
-    ("nosuchtask", "unknown task 'nosuchtask' (known: aime24, amc23, arithmetic"), ("gsm8k:/no/such.jsonl", "not found"),
+    ("nosuchtask", "unknown task 'nosuchtask' (known: aime24, amc23, apps, arithmetic"), ("gsm8k:/no/such.jsonl", "not found"),
     ("jsonl:/no/such/file.jsonl", "not found"),
 ])
 def test_bad_task_specs(spec, message):
