@@ -517,7 +517,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Docker sandbox as the reward; sized to finish in about 20 minutes on a 2-core CPU (no
     # reference model: beta 0 saves its forward pass, a quarter of the learner's time).
     "code": {"algorithm": "grpo", "task": "code", "max_new_tokens": 128, "prompts_per_step": 4, "group_size": 8,
-             "steps": 20, "learning_rate": 3e-5, "beta": 0.0, "eval_size": 100},
+             "steps": 28, "learning_rate": 3e-5, "beta": 0.0, "eval_size": 100},
     # PPO for language models (Ouyang et al. 2022): critic, GAE, per-token k1 KL penalty in the reward.
     "ppo": {"algorithm": "ppo", "loss_agg": "token-mean", "beta": 0.05, "kl_mode": "reward", "kl_estimator": "k1",
             "gamma": 1.0, "lam": 0.95, "whiten_advantages": True, "critic": "separate", "vf_coef": 0.5,
