@@ -105,7 +105,7 @@ def test_a_sandbox_that_goes_down_stops_the_run_and_keeps_the_last_checkpoint(ti
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     api = engine.connect(timeout=10)
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 420  # start-up (torch, the model, the first containers) included
         while not (out / "checkpoints" / "step-000002").is_dir():
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the run did not reach step 2"
