@@ -34,6 +34,11 @@ TRAIN_CHOICES = {"algorithm": ("grpo", "ppo"), "kl_estimator": ("k1", "k2", "k3"
                  "old_logprobs": ("learner", "sampler"), "amp": ("none", "bf16"), "dtype": ("float32", "bfloat16", "float16")}
 
 
+# settings that an option may give several times (and a settings file as a list): the values are
+# joined into one string, e.g. --task arithmetic:0.5 --task code:0.5 -> "arithmetic:0.5 + code:0.5"
+JOINED = {"task": " + "}
+
+
 def field_docs(cls: type) -> dict[str, str]:
     """Map each dataclass field to the docstring written under it in the class body."""
     docs: dict[str, str] = {}
@@ -85,6 +90,8 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
         if origin is float:
             return float(value)
         if origin is str:
+            if isinstance(value, (list, tuple)) and name in JOINED and value:
+                return JOINED[name].join(str(v).strip() for v in value)
             return str(value)
         if origin is dict:
             if not isinstance(value, dict):
@@ -206,6 +213,10 @@ def _parse_options(ctx, param, values):
     return out
 
 
+def _join_values(ctx, param, values):
+    return JOINED[param.name].join(v.strip() for v in values) if values else None
+
+
 def scalar(value: str) -> Any:
     """A command-line option value: numbers and true/false are read as such, anything else (a regex,
     "A: 1") stays the text given."""
@@ -235,7 +246,10 @@ def click_options(cls: type, skip: tuple[str, ...] = (), sections: dict[str, tup
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             flag = "--" + f.name.replace("_", "-")
             help_text = docs.get(f.name, "")
-            if (typing.get_origin(base) or base) is dict and typing.get_args(base)[1:] == (dict,):
+            if f.name in JOINED and base is str:
+                opt = click.option(flag, f.name, multiple=True, callback=_join_values, metavar="SPEC",
+                                   help=f"{help_text} Repeatable. [default: {default}]")
+            elif (typing.get_origin(base) or base) is dict and typing.get_args(base)[1:] == (dict,):
                 opt = click.option(flag.rstrip("s"), f.name, multiple=True, callback=_parse_options,
                                    metavar="NAME.KEY=VALUE", help=f"{help_text} Repeatable.")
             elif (typing.get_origin(base) or base) is dict:
@@ -263,7 +277,7 @@ class TrainConfig:
     model: str = "smollm2-135m"
     """Policy to train: a local Hugging Face directory, a .gguf file, a Hub model id, or the alias smollm2-135m."""
     task: str = "arithmetic"
-    """Training task spec: NAME or NAME:ARG (see `reasoner tasks list`), e.g. gsm8k:data/gsm8k_train.jsonl."""
+    """Training task spec: NAME or NAME:ARG (see `reasoner tasks list`), e.g. gsm8k:data/gsm8k_train.jsonl. Given several times (a list in a settings file): a mixture, each task with an optional weight after a last colon (arithmetic:0.5, code:levels=1:2), sampled in proportion and judged by its own verifier."""
     eval_task: str | None = None
     """Held-out task spec for the before/after evaluation; empty means the test split of --task."""
     output: str | None = None
@@ -303,7 +317,7 @@ class TrainConfig:
     algorithm: str = "grpo"
     """grpo (group-relative advantages, no critic) or ppo (learned critic, GAE)."""
     preset: str | None = None
-    """A named recipe applied under your settings: grpo (DeepSeekMath), dapo, dr-grpo, ppo (see docs/algorithms.md)."""
+    """A named recipe applied under your settings: grpo (DeepSeekMath), dapo, dr-grpo, ppo (see docs/algorithms.md), or code (GRPO on the bundled code task with the sandbox as the reward, docs/training.md)."""
     beta: float = 0.04
     """KL coefficient to the frozen reference model; 0 loads no reference model."""
     kl_estimator: str = "k3"
@@ -434,6 +448,13 @@ class TrainConfig:
                 check_targets(self.report_to.split(","))
             except ReportError as exc:
                 raise ConfigError(str(exc)) from None
+        from reasoner import tasks
+
+        for name in ("task", "eval_task"):
+            try:
+                tasks.mixture(getattr(self, name) or "-")
+            except tasks.TaskError as exc:
+                raise ConfigError(f"{name}: {exc}") from None
         if self.preset is not None and self.preset not in PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
         if not 0 < self.clip_low < 1 or self.clip_high <= 0:
@@ -496,6 +517,11 @@ PRESETS: dict[str, dict[str, Any]] = {
              "clip_high": 0.28, "beta": 0.0, "dynamic_sampling": True, "overlong": "penalty"},
     # Dr. GRPO (Liu et al. 2025): no std scaling, no per-sequence length normalisation, no KL.
     "dr-grpo": {"algorithm": "grpo", "loss_agg": "seq-mean-token-sum-norm", "scale_rewards": "none", "beta": 0.0},
+    # The code run (docs/training.md, "Training on code"): GRPO on the bundled code task, the
+    # Docker sandbox as the reward; sized to finish in about 20 minutes on a 2-core CPU (no
+    # reference model: beta 0 saves its forward pass, a quarter of the learner's time).
+    "code": {"algorithm": "grpo", "task": "code", "max_new_tokens": 128, "prompts_per_step": 4, "group_size": 8,
+             "steps": 28, "learning_rate": 3e-5, "beta": 0.0, "eval_size": 100},
     # PPO for language models (Ouyang et al. 2022): critic, GAE, per-token k1 KL penalty in the reward.
     "ppo": {"algorithm": "ppo", "loss_agg": "token-mean", "beta": 0.05, "kl_mode": "reward", "kl_estimator": "k1",
             "gamma": 1.0, "lam": 0.95, "whiten_advantages": True, "critic": "separate", "vf_coef": 0.5,

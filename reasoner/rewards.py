@@ -11,7 +11,8 @@ applies (a verifier returning ``None`` does not apply). Verifier crashes are ver
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from reasoner import verifiers
@@ -30,16 +31,20 @@ class Judgement:
     verdicts: dict[str, list[Verdict | None]]  # per term: the verdicts
     correct: list[bool]  # the task verifier said ok
     errors: dict[str, int]  # per term: verifier_error verdicts
+    seconds: dict[str, float] = field(default_factory=dict)  # per verifier: wall seconds its batches took
 
     def __add__(self, other: "Judgement") -> "Judgement":
+        seconds = dict(self.seconds)
+        for name, s in other.seconds.items():
+            seconds[name] = seconds.get(name, 0.0) + s
         return Judgement(self.rewards + other.rewards, {t: v + other.terms[t] for t, v in self.terms.items()},
                       {t: v + other.verdicts[t] for t, v in self.verdicts.items()}, self.correct + other.correct,
-                      {t: n + other.errors.get(t, 0) for t, n in self.errors.items()})
+                      {t: n + other.errors.get(t, 0) for t, n in self.errors.items()}, seconds)
 
     def select(self, flat: list[int]) -> "Judgement":
         return Judgement([self.rewards[i] for i in flat], {t: [v[i] for i in flat] for t, v in self.terms.items()},
                       {t: [v[i] for i in flat] for t, v in self.verdicts.items()}, [self.correct[i] for i in flat],
-                      self.errors)
+                      self.errors, self.seconds)
 
 
 class CallableReward(Verifier):
@@ -78,6 +83,7 @@ class Rewarder:
         self.weights = dict(weights)
         self.options = dict(options or {})
         self._verifiers: dict[str, Verifier] = {}
+        self._seconds: dict[str, float] = {}  # per verifier, during one judge()
         for name in self.weights:
             if name != TASK:
                 self.verifier(name)  # unknown names fail now, not at step 1
@@ -90,16 +96,22 @@ class Rewarder:
                 self._verifiers[name] = verifiers.get(name, **self.options.get(name, {}))
         return self._verifiers[name]
 
+    def _batch(self, name: str, texts: Sequence[str], examples: Sequence) -> list[Verdict | None]:
+        t0 = time.perf_counter()
+        try:
+            return verifiers.safe_verify_batch(self.verifier(name), texts, examples)
+        finally:
+            self._seconds[name] = self._seconds.get(name, 0.0) + time.perf_counter() - t0
+
     def _verdicts(self, term: str, texts: Sequence[str], examples: Sequence) -> list[Verdict | None]:
         if term != TASK:
-            return verifiers.safe_verify_batch(self.verifier(term), texts, examples)
+            return self._batch(term, texts, examples)
         out: list[Verdict | None] = [None] * len(texts)
         by_verifier: dict[str, list[int]] = {}
         for i, ex in enumerate(examples):
             by_verifier.setdefault(ex.verifier, []).append(i)
         for name, idx in by_verifier.items():
-            verdicts = verifiers.safe_verify_batch(self.verifier(name), [texts[i] for i in idx],
-                                                   [examples[i] for i in idx])
+            verdicts = self._batch(name, [texts[i] for i in idx], [examples[i] for i in idx])
             for i, v in zip(idx, verdicts):
                 out[i] = v
         return out
@@ -107,6 +119,7 @@ class Rewarder:
     def judge(self, texts: Sequence[str], examples: Sequence) -> Judgement:
         """Run every term's verifier on ``texts[i]`` against ``examples[i]``; the weighted reward of each."""
         terms, verdicts, errors = {}, {}, {}
+        self._seconds = {}
         total = [0.0] * len(texts)
         for term, weight in self.weights.items():
             vs = self._verdicts(term, texts, examples)
@@ -123,7 +136,7 @@ class Rewarder:
             correct = [bool(v is not None and v.ok) for v in verdicts[TASK]]
         else:
             correct = [bool(v is not None and v.ok) for v in self._verdicts(TASK, texts, examples)]
-        return Judgement(total, terms, verdicts, correct, errors)
+        return Judgement(total, terms, verdicts, correct, errors, dict(self._seconds))
 
     def close(self) -> None:
         for v in self._verifiers.values():

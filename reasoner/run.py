@@ -48,6 +48,8 @@ class Run:
     train_prompt_ids: list[list[int]]
     eval_examples: list
     device: torch.device
+    train_labels: list[str]  # the task (of a mixture: its label) of each training example
+    eval_labels: list[str]  # ... and of each held-out example
     updating: bool = False  # True while a step's update is applied and not yet complete
     reporter: object = None  # reasoner.reporting.Reporter for --report-to (main process)
 
@@ -60,27 +62,54 @@ def _device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
-def _encode_train(tokenizer, examples: list, cfg: TrainConfig) -> tuple[list, list[list[int]]]:
+def _encode_train(tokenizer, examples: list, labels: list[str], cfg: TrainConfig) -> tuple[list, list[str], list]:
     ids = encode_prompts(tokenizer, [ex.prompt for ex in examples], cfg.system_prompt)
-    kept = [(ex, p) for ex, p in zip(examples, ids) if len(p) <= cfg.max_prompt_tokens]
+    kept = [(ex, label, p) for ex, label, p in zip(examples, labels, ids) if len(p) <= cfg.max_prompt_tokens]
     if len(kept) < len(examples):
         log.warning("skipped %d prompt(s) longer than max_prompt_tokens=%d", len(examples) - len(kept), cfg.max_prompt_tokens)
     if not kept:
         raise ConfigError(f"no training prompt fits in max_prompt_tokens={cfg.max_prompt_tokens}")
-    return [e for e, _ in kept], [p for _, p in kept]
+    return [e for e, _, _ in kept], [label for _, label, _ in kept], [p for _, _, p in kept]
 
 
-def _held_out(cfg: TrainConfig, train_task: tasks.Task) -> list:
-    if cfg.eval_size == 0:
-        return []
-    if cfg.eval_task:
-        held = tasks.load(cfg.eval_task, split="test")
-    elif train_task.split is not None:
-        held = tasks.load(cfg.task, split="test")
-    else:
-        log.warning("task %s has no held-out split: pass --eval-task to evaluate before and after training", cfg.task)
-        return []
-    return list(held)[: cfg.eval_size]
+def mix(parts: list[tuple[str, list, float]]) -> tuple[list, list[str]]:
+    """The training examples of a task mixture and the label of each: part ``i`` takes the share
+    ``w_i / sum(w)`` of all the parts' examples together, its own examples cycled to fill it, so a
+    step's prompts come from each part in proportion to its weight. One part: its examples as they are."""
+    if len(parts) == 1:
+        label, examples, _ = parts[0]
+        return list(examples), [label] * len(examples)
+    total, weights = sum(len(ex) for _, ex, _ in parts), sum(w for _, _, w in parts)
+    out, labels = [], []
+    for label, examples, weight in parts:
+        n = max(1, round(total * weight / weights))
+        out += [examples[i % len(examples)] for i in range(n)]
+        labels += [label] * n
+    return out, labels
+
+
+def load_train(cfg: TrainConfig) -> tuple[list, list[str], list, list[str]]:
+    """(training examples, their task labels, held-out examples, their labels) of ``cfg.task``, one
+    task or a mixture (`reasoner.tasks.mixture`); the first ``eval_size`` held-out problems of each part."""
+    parts, held, held_labels = [], [], []
+    for label, spec, weight in tasks.mixture(cfg.task):
+        train_task = tasks.load(spec, split="train")
+        if not len(train_task):
+            raise ConfigError(f"task {spec!r} has no training examples")
+        parts.append((label, list(train_task), weight))
+        if cfg.eval_size and not cfg.eval_task:
+            if train_task.split is None:
+                log.warning("task %s has no held-out split: pass --eval-task to evaluate before and after training",
+                            spec)
+                continue
+            mine = list(tasks.load(spec, split="test"))[: cfg.eval_size]
+            held, held_labels = held + mine, held_labels + [label] * len(mine)
+    if cfg.eval_size and cfg.eval_task:
+        for label, spec, _ in tasks.mixture(cfg.eval_task):
+            mine = list(tasks.load(spec, split="test"))[: cfg.eval_size]
+            held, held_labels = held + mine, held_labels + [label] * len(mine)
+    examples, labels = mix(parts)
+    return examples, labels, held, held_labels
 
 
 def _adamw(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
@@ -123,13 +152,12 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
     torch.manual_seed(cfg.seed + dist.rank)  # each process samples its own completions
     random.seed(cfg.seed)
     try:
-        train_task = tasks.load(cfg.task, split="train")
-        eval_examples = _held_out(cfg, train_task)
+        train_all, train_labels, eval_examples, eval_labels = load_train(cfg)
     except tasks.TaskError as exc:
         raise ConfigError(str(exc)) from None
     try:
         rewarder = Rewarder(cfg.rewards, cfg.verifier_options)
-        used = {ex.verifier for ex in list(train_task) + eval_examples}
+        used = {ex.verifier for ex in train_all + eval_examples}
         for name in sorted(used):
             rewarder.verifier(name)  # an unknown verifier fails here, before any model is loaded
         unused = sorted(set(cfg.verifier_options) - used - set(cfg.rewards))
@@ -189,7 +217,7 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
         scheduler.load_state_dict(state["scheduler"])
         kl.beta = state.get("kl_beta", cfg.beta)
         checkpoint.set_rng_state(state["rng"])
-    train_examples, train_prompt_ids = _encode_train(tokenizer, list(train_task), cfg)
+    train_examples, train_labels, train_prompt_ids = _encode_train(tokenizer, train_all, train_labels, cfg)
     if cfg.vllm_server_url and dist.world > 1:
         raise ConfigError("--vllm-server-url with several processes: each would push weights into the same "
                           "server while the others sample from it; leave it out and each process starts its own")
@@ -205,7 +233,7 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
         sampler.load_weights(lora.merged_weights(bare_policy))
     return Run(cfg, run_dir, dist, train_policy, bare_policy, reference, critic, tokenizer, sampler, optimizer, critic_optimizer,
                scheduler, kl, rewarder, ThreadPoolExecutor(1, thread_name_prefix="rewards"), train_examples,
-               train_prompt_ids, eval_examples, device)
+               train_prompt_ids, eval_examples, device, train_labels, eval_labels)
 
 
 def save(run: Run, step: int, before: dict | None) -> None:

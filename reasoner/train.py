@@ -74,16 +74,37 @@ class Groups:
     groups: list[list[Completion]]
     judged: Judgement  # flattened over groups, G entries per group
     rewards: torch.Tensor  # (P, G) reward of each completion, shaping included
+    labels: list[str]  # the task (of a mixture) of each group's example
 
     def select(self, keep: list[int]) -> "Groups":
         g = len(self.groups[0])
         judged = self.judged.select([i * g + j for i in keep for j in range(g)])
         return Groups([self.examples[i] for i in keep], [self.prompts[i] for i in keep],
-                      [self.groups[i] for i in keep], judged, self.rewards[keep])
+                      [self.groups[i] for i in keep], judged, self.rewards[keep], [self.labels[i] for i in keep])
 
     def extend(self, other: "Groups") -> "Groups":
         return Groups(self.examples + other.examples, self.prompts + other.prompts, self.groups + other.groups,
-                      self.judged + other.judged, torch.cat([self.rewards, other.rewards]))
+                      self.judged + other.judged, torch.cat([self.rewards, other.rewards]), self.labels + other.labels)
+
+
+class SandboxDown(RuntimeError):
+    """The code sandbox could not judge some completions (Docker stopped, its containers gone and
+    not replaceable): their rewards would be zeros that mean nothing, so the step is not learned from."""
+
+
+def sandbox_down(judged: Judgement) -> str | None:
+    """The first reason a verdict gives for an unjudged completion (``details["sandbox_error"]``), or None."""
+    for verdicts in judged.verdicts.values():
+        for v in verdicts:
+            if v is not None and v.details.get("sandbox_error"):
+                return " ".join(str(v.details.get("error") or v.reason).split())[:300]
+    return None
+
+
+def sandbox_executions(judged: Judgement) -> int:
+    """Programs the sandbox ran: verdicts that carry its ``status`` (the code verifier's, docs/verifiers.md)."""
+    return sum(1 for verdicts in judged.verdicts.values() for v in verdicts
+               if v is not None and "status" in v.details and not v.details.get("sandbox_error"))
 
 
 def overlong_penalty(length: int, max_tokens: int, buffer: int) -> float:
@@ -102,6 +123,7 @@ def sample(run: Run, indices: list[int], seconds: dict[str, float], step: int, s
     cfg = run.cfg
     examples = [run.train_examples[i] for i in indices]
     prompts = [run.train_prompt_ids[i] for i in indices]
+    labels = [run.train_labels[i] for i in indices]
     seeds = [prompt_seed(cfg.seed, step, slot) for slot in slots] if cfg.seed_per_prompt else None
     # Pipelined in chunks: the verifiers judge chunk k (in their worker processes or containers)
     # while the sampler generates chunk k + 1. time/verify counts only the wait that is not hidden.
@@ -125,12 +147,15 @@ def sample(run: Run, indices: list[int], seconds: dict[str, float], step: int, s
     judged = parts[0]
     for part in parts[1:]:
         judged = judged + part
+    down = sandbox_down(judged)
+    if down:
+        raise SandboxDown(down)
     completions = [c for g in groups for c in g]
     rewards = torch.tensor(judged.rewards, dtype=torch.float32)
     if cfg.overlong == "penalty":
         rewards += torch.tensor([overlong_penalty(len(c.token_ids), cfg.max_new_tokens, cfg.overlong_buffer)
                                  for c in completions])
-    return Groups(examples, prompts, groups, judged, rewards.view(len(examples), cfg.group_size))
+    return Groups(examples, prompts, groups, judged, rewards.view(len(examples), cfg.group_size), labels)
 
 
 def rollout(run: Run, step: int, seconds: dict[str, float]) -> tuple[Groups, Groups, dict[str, float]]:
@@ -189,6 +214,8 @@ def train_step(run: Run, step: int) -> dict[str, float]:
         "lengths": [len(c.token_ids) for g in first.groups for c in g],
         "truncated": [c.finish_reason == "length" for g in first.groups for c in g],
         "stats": {**sampling, **stats}, "seconds": seconds, "samples": _sample_records(run, step, data, advantages),
+        "labels": first.labels, "judge_seconds": first.judged.seconds,
+        "executions": sandbox_executions(first.judged),
     }
     parts = run.dist.gather(local)
     rewards = torch.tensor([row for p in parts for row in p["rewards"]])
@@ -211,6 +238,8 @@ def train_step(run: Run, step: int) -> dict[str, float]:
         "time/generate": seconds["generate"], "time/verify": seconds["verify"], "time/learn": t2 - t1,
         "time/weight_sync": t3 - t2, "time/step": t3 - t0,
         "throughput/tokens_per_s": sum(lengths) / (t3 - t0),
+        **_sandbox_metrics(parts),
+        **_task_metrics(parts, run.cfg.group_size, sorted(set(run.train_labels))),
     }
     if run.dist.is_main:
         log_metrics(run, metrics)
@@ -219,6 +248,34 @@ def train_step(run: Run, step: int) -> dict[str, float]:
                 checkpoint.append_jsonl(run.dir / "samples.jsonl", record)
     run.updating = False
     return metrics
+
+
+def _sandbox_metrics(parts: list[dict]) -> dict[str, float]:
+    """Programs the sandbox ran this step (first round) and how many per second of the code verifier's time."""
+    executions = sum(p["executions"] for p in parts)
+    if not executions:
+        return {}
+    seconds = fmean([p["judge_seconds"].get("code", 0.0) for p in parts])
+    return {"sandbox/executions": executions,
+            "sandbox/executions_per_s": executions / seconds if seconds > 0 else 0.0}
+
+
+def _task_metrics(parts: list[dict], group_size: int, names: list[str]) -> dict[str, float]:
+    """Per task of a mixture (``names``): mean reward and accuracy of its completions this step
+    (first round; absent when none of its prompts came up), and how many of the step's prompts it had."""
+    if len(names) < 2:
+        return {}
+    labels = [label for p in parts for label in p["labels"]]
+    rewards = [row for p in parts for row in p["rewards"]]
+    correct = [p["correct"][g * group_size:(g + 1) * group_size] for p in parts for g in range(len(p["labels"]))]
+    out: dict[str, float] = {}
+    for name in names:
+        mine = [i for i, label in enumerate(labels) if label == name]
+        if mine:
+            out[f"task/{name}/reward"] = fmean(r for i in mine for r in rewards[i])
+            out[f"task/{name}/accuracy"] = fmean(float(c) for i in mine for c in correct[i])
+        out[f"task/{name}/prompts"] = len(mine)
+    return out
 
 
 def warn_if_nothing_to_learn(history: list[dict]) -> None:
@@ -278,11 +335,23 @@ def held_out_accuracy(run: Run, label: str, show: bool) -> dict | None:
     parts = dist.gather(result.records)
     records = [parts[i % dist.world][i // dist.world] for i in range(len(run.eval_examples))]
     accuracy = fmean(r["correct"] for r in records)
-    return {"accuracy": accuracy, "n": len(records), "seconds": round(result.seconds, 2), "records": records}
+    out = {"accuracy": accuracy, "n": len(records), "seconds": round(result.seconds, 2), "records": records}
+    names = sorted(set(run.eval_labels))
+    if len(names) > 1:  # a mixture: the accuracy on each task's held-out problems too
+        for record, label in zip(records, run.eval_labels):
+            record["task"] = label
+        out["by_task"] = {name: fmean(r["correct"] for r in records if r["task"] == name) for name in names}
+    return out
+
+
+def eval_metrics(step: int, result: dict) -> dict:
+    """The metrics.jsonl record of a held-out evaluation: overall and, for a mixture, per task."""
+    return {"step": step, "eval/accuracy": result["accuracy"],
+            **{f"eval/{name}/accuracy": acc for name, acc in result.get("by_task", {}).items()}}
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
-    name = tasks.parse_spec(cfg.task)[0]
+    name = "+".join(label for label, _, _ in tasks.mixture(cfg.task))
     return Path("runs") / f"{cfg.algorithm}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -423,7 +492,7 @@ def _loop(run: Run, state: dict | None, show_progress: bool, stop: Stop):
     main = run.dist.is_main
     before = state.get("eval_before") if state else held_out_accuracy(run, "before", show_progress)
     if before and not state and main:
-        log_metrics(run, {"step": 0, "eval/accuracy": before["accuracy"]})
+        log_metrics(run, eval_metrics(0, before))
     history: list[dict] = []
     tty = sys.stderr.isatty()  # without a terminal: one plain line per step instead of a progress bar
     bar = tqdm(total=cfg.steps, initial=start, desc=cfg.algorithm, unit="step",
@@ -435,6 +504,9 @@ def _loop(run: Run, state: dict | None, show_progress: bool, stop: Stop):
                 m = train_step(run, step)
             except KeyboardInterrupt:  # a second signal, or Ctrl-C without our handler: this step is abandoned
                 stop.reason = stop.reason or "SIGINT"
+                break
+            except SandboxDown as exc:  # before the update: the last finished step is the state to keep
+                stop.reason = f"sandbox down: {exc}"
                 break
             done = step + 1
             history.append(m)
@@ -454,7 +526,7 @@ def _loop(run: Run, state: dict | None, show_progress: bool, stop: Stop):
             if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
                 mid = held_out_accuracy(run, f"step {done}", show_progress)
                 if mid and main:
-                    log_metrics(run, {"step": done, "eval/accuracy": mid["accuracy"]})
+                    log_metrics(run, eval_metrics(done, mid))
             if cfg.save_every and done % cfg.save_every == 0:
                 save(run, done, before)
                 last_saved = done
@@ -471,7 +543,7 @@ def _loop(run: Run, state: dict | None, show_progress: bool, stop: Stop):
         return history, before, None, start, False
     after = held_out_accuracy(run, "after", show_progress)
     if after and main:
-        log_metrics(run, {"step": cfg.steps, "eval/accuracy": after["accuracy"]})
+        log_metrics(run, eval_metrics(cfg.steps, after))
     return history, before, after, start, True
 
 
@@ -486,12 +558,15 @@ def _summary(cfg: TrainConfig, history: list[dict], before, after, wall: float, 
         "steps_this_session": len(history), "resumed_from_step": start or None, "wall_seconds": round(wall, 1),
         "accuracy_before": before["accuracy"] if before else None,
         "accuracy_after": after["accuracy"] if after else None,
+        **({"accuracy_before_by_task": before["by_task"]} if before and "by_task" in before else {}),
+        **({"accuracy_after_by_task": after["by_task"]} if after and "by_task" in after else {}),
         "eval_size": after["n"] if after else 0,
         "train_reward_first": rewards[0] if rewards else None,
         "train_reward_last10": round(fmean(rewards[-10:]), 4) if rewards else None,
         "train_reward_std_last10": round(pstdev(rewards[-10:]), 4) if len(rewards) > 1 else None,
         "seconds_per_step": {k.split("/")[1]: mean(k) for k in ("time/generate", "time/verify", "time/learn",
                                                                 "time/weight_sync", "time/step")},
+        "sandbox_executions_per_s": mean("sandbox/executions_per_s"),
         "sampler": sampler,
         "settings": asdict(cfg),
     }

@@ -8,6 +8,10 @@ loads them, ``REASONER_LOAD_PLUGINS`` limits which third-party ones load); a loa
 callable ``load(arg: str | None, split: str) -> Task``, optionally with a keyword ``strict``
 (a malformed row is an error naming its line instead of a skipped row with a warning).
 
+A *mixture* is several specs joined by `` + ``, each with an optional weight after a last
+``:``: ``arithmetic:0.5 + code:0.5`` (``reasoner train --task arithmetic:0.5 --task code:0.5``);
+see `mixture`.
+
 Benchmarks (``gsm8k``, ``math500``, ``aime24``, ``amc23``, ``humaneval``) find their data
 without an ARG: see ``reasoner.tasks.sources``.
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -99,6 +104,32 @@ def parse_options(arg: str | None) -> dict[str, str]:
     return out
 
 
+MIXTURE_SEPARATOR = " + "
+
+
+def mixture(spec: str) -> list[tuple[str, str, float]]:
+    """``(label, task spec, weight)`` of each part of a mixture spec (one part for a plain spec).
+
+    A part's weight is a trailing ``:NUMBER`` (``code:0.5``, ``arithmetic:ops=+-:2``; default 1);
+    labels are the task names, numbered when a name comes twice (``arithmetic``, ``arithmetic-2``)."""
+    parts = [p.strip() for p in spec.split(MIXTURE_SEPARATOR)]
+    out, seen = [], Counter()
+    for part in parts:
+        head, sep, tail = part.rpartition(":")
+        weight = 1.0
+        try:
+            if sep and tail.strip():
+                weight, part = float(tail), head
+        except ValueError:
+            pass
+        if not part or not weight > 0 or weight != weight or weight == float("inf"):
+            raise TaskError(f"task mixture {spec!r}: each part needs a task and a positive weight (got {part!r})")
+        name = parse_spec(part)[0]
+        seen[name] += 1
+        out.append((name if seen[name] == 1 else f"{name}-{seen[name]}", part, weight))
+    return out
+
+
 def load(spec: str, split: str = "train", strict: bool = False) -> Task:
     """Load a task from its spec string (see the module docstring).
 
@@ -118,4 +149,4 @@ def load(spec: str, split: str = "train", strict: bool = False) -> Task:
     return loader(arg, split=split, strict=strict) if takes_strict else loader(arg, split=split)
 
 
-__all__ = ["Example", "Task", "TaskError", "available", "load", "parse_spec", "parse_options"]
+__all__ = ["Example", "Task", "TaskError", "available", "load", "parse_spec", "parse_options", "mixture"]

@@ -13,6 +13,8 @@ EPILOG = """\b
 Examples:
   reasoner train                                  # the default run (GRPO, CPU)
   reasoner train --preset dapo                    # DAPO; also grpo, dr-grpo, ppo
+  reasoner train --preset code                    # code: the bundled code task, rewards from the Docker sandbox
+  reasoner train --task arithmetic:0.5 --task code:0.5 --max-new-tokens 160   # a mixture of math and code
   reasoner train --preset ppo --critic shared     # PPO with a value head on the policy
   reasoner train --steps 5 --eval-size 50         # a quick look
   reasoner train --model ./my-hf-dir --task gsm8k:data/gsm8k_train.jsonl \\
@@ -64,6 +66,8 @@ def train(config_path, resume, quiet, dry_run, **options):
 
     summary = run_training(cfg, resume=resume, show_progress=not quiet, command_line=["reasoner", *sys.argv[1:]])
     click.echo(format_summary(summary))
+    if summary.get("status") == "interrupted" and str(summary.get("stopped_by")).startswith("sandbox down"):
+        raise SystemExit(1)
     if summary.get("status") == "interrupted" and summary.get("stopped_by") in ("SIGINT", "SIGTERM"):
         raise SystemExit(130 if summary["stopped_by"] == "SIGINT" else 143)
 
@@ -105,12 +109,19 @@ def dry_run_report(cfg: TrainConfig, resume: bool) -> str:
     except models.ModelError as exc:
         raise click.ClickException(str(exc)) from None
     lines.append(f"model: {cfg.model} -> {where}")
-    for label, spec, split in (("train task", cfg.task, "train"), ("eval task", cfg.eval_task or cfg.task, "test")):
+    for label, mixture, split in (("train task", cfg.task, "train"), ("eval task", cfg.eval_task or cfg.task, "test")):
         try:
-            n = len(tasks.load(spec, split=split))
-            lines.append(f"{label}: {spec} ({n} problems{'' if label == 'train task' else ', first ' + str(cfg.eval_size)})")
+            parts = tasks.mixture(mixture)
         except tasks.TaskError as exc:
-            lines.append(f"{label}: {spec} ({exc})")
+            lines.append(f"{label}: {mixture} ({exc})")
+            continue
+        for _, spec, weight in parts:
+            shown = f"{spec}, weight {weight:g}" if len(parts) > 1 and split == "train" else spec
+            try:
+                n = len(tasks.load(spec, split=split))
+                lines.append(f"{label}: {shown} ({n} problems{'' if split == 'train' else ', first ' + str(cfg.eval_size)})")
+            except tasks.TaskError as exc:
+                lines.append(f"{label}: {shown} ({exc})")
     lines.append(f"rewards: {', '.join(f'{k}={v:g}' for k, v in cfg.rewards.items())}; sampler: {cfg.sampler}")
     out = cfg.output or str(default_run_dir(cfg))
     lines.append(f"run directory: {out}{' (resumed)' if resume else ''}")

@@ -72,7 +72,9 @@ def test_presets_layer_under_explicit_settings():
     # a resumed run keeps what it saved: the preset is not applied again over it
     saved = resolve_settings({"preset": "dapo", "beta": 0.01})
     assert resolve_settings({"steps": 99}, base=saved).beta == 0.01
-    assert set(PRESETS) == {"grpo", "dapo", "dr-grpo", "ppo"}
+    code = resolve_settings({"preset": "code", "steps": 5})
+    assert (code.task, code.max_new_tokens, code.algorithm, code.steps) == ("code", 128, "grpo", 5)
+    assert set(PRESETS) == {"grpo", "dapo", "dr-grpo", "ppo", "code"}
 
 
 @pytest.fixture

@@ -111,7 +111,7 @@ def test_humaneval_from_a_path(tmp_path):
 def test_unknown_task_lists_the_known_ones():
     with pytest.raises(TaskError) as err:
         tasks.load("gsm9k")
-    assert "unknown task 'gsm9k' (known: aime24, amc23, apps, arithmetic, " in str(err.value)
+    assert "unknown task 'gsm9k' (known: aime24, amc23, apps, arithmetic, code, " in str(err.value)
 
 
 def test_benchmark_without_data_says_where_it_looked(monkeypatch, tmp_path):

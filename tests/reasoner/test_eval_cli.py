@@ -93,7 +93,7 @@ def test_eval_with_the_vllm_samplers(sampler, tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--task", "gsm9k"], "unknown task 'gsm9k' (known: aime24, amc23, apps, arithmetic, "),
+    (["--task", "gsm9k"], "unknown task 'gsm9k' (known: aime24, amc23, apps, arithmetic, code, "),
     ([], "name at least one benchmark with --task (known: aime24"),
     (["--task", "gsm8k", "--samples", "4", "--temperature", "0.7", "--k", "1,8"], "k=8 is more than --samples 4"),
     (["--task", "gsm8k", "--samples", "4"], "--samples 4 with greedy decoding gives 4 identical completions"),

@@ -24,7 +24,8 @@ LIFECYCLE = "tests/reasoner/test_run_lifecycle.py::"
 
 COVERAGE: dict[str, list[str]] = {
     "model": [TRAIN_CLI + "test_train_then_resume", TRAIN_CLI + "test_model_directory_without_config"],
-    "task": [TRAIN_CLI + "test_malformed_rows_are_skipped_and_counted"],
+    "task": [TRAIN_CLI + "test_malformed_rows_are_skipped_and_counted",
+             "tests/reasoner/test_mixtures.py::test_a_math_and_code_mixture_trains_end_to_end"],
     "eval_task": [SETTINGS + "test_eval_task_is_the_held_out_set"],
     "output": [TRAIN_CLI + "test_train_then_resume"],
     "steps": [TRAIN_CLI + "test_train_then_resume"],
