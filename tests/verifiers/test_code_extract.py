@@ -57,7 +57,7 @@ def test_exploit_shapes():
     many = "".join(f"```python\nx{i} = {i}\n```\n" for i in range(20_000)) + f"```python\n{ADD}```"
     started = time.monotonic()
     assert defining(many) == ADD
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 60  # linear in the reply (quadratic would take hours), even on a loaded machine
     early = f"```python\n{ADD}```\n" + "".join(f"```python\nx{i} = {i}\n```\n" for i in range(MAX_BLOCKS))
     assert defining(early) == f"x{MAX_BLOCKS - 1} = {MAX_BLOCKS - 1}\n"  # only the last MAX_BLOCKS blocks count
 
