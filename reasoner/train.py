@@ -47,6 +47,7 @@ from reasoner.batch import StepBatch
 from reasoner.reporting import Reporter
 from reasoner.rewards import TASK, Rewarder, Judgement
 from reasoner.samplers import Completion, SamplingParams
+from reasoner.samplers.multiturn import tool_metrics
 from reasoner.run import Run, save, setup
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def sample(run: Run, indices: list[int], seconds: dict[str, float], step: int, s
     completions = [c for g in groups for c in g]
     rewards = torch.tensor(judged.rewards, dtype=torch.float32)
     if cfg.overlong == "penalty":
-        rewards += torch.tensor([overlong_penalty(len(c.token_ids), cfg.max_new_tokens, cfg.overlong_buffer)
+        rewards += torch.tensor([overlong_penalty(c.model_tokens, cfg.max_new_tokens, cfg.overlong_buffer)
                                  for c in completions])
     return Groups(examples, prompts, groups, judged, rewards.view(len(examples), cfg.group_size))
 
@@ -165,6 +166,9 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     # 1-2. rollout and reward (dynamic sampling may sample more than one round)
     seconds = {"generate": 0.0, "verify": 0.0}
     first, data, sampling = rollout(run, step, seconds)
+    if cfg.tools:  # the sampler's wall time waiting on tools is not generation
+        seconds["tool"] = run.sampler.take_tool_seconds()
+        seconds["generate"] -= seconds["tool"]
     t1 = time.perf_counter()
     completions = [c for g in data.groups for c in g]
     batch = StepBatch([p for p in data.prompts for _ in range(cfg.group_size)], completions,
@@ -186,7 +190,8 @@ def train_step(run: Run, step: int) -> dict[str, float]:
         "rewards": first.rewards.tolist(), "correct": first.judged.correct,
         "terms": first.judged.terms, "errors": first.judged.errors,
         "reasons": [v.reason if v is not None else "not_applicable" for v in first.judged.verdicts.get(TASK, [])],
-        "lengths": [len(c.token_ids) for g in first.groups for c in g],
+        "lengths": [c.model_tokens for g in first.groups for c in g],
+        "tools": [(c.tool_calls, c.tool_errors, c.tool_seconds) for g in first.groups for c in g],
         "truncated": [c.finish_reason == "length" for g in first.groups for c in g],
         "stats": {**sampling, **stats}, "seconds": seconds, "samples": _sample_records(run, step, data, advantages),
     }
@@ -212,6 +217,11 @@ def train_step(run: Run, step: int) -> dict[str, float]:
         "time/weight_sync": t3 - t2, "time/step": t3 - t0,
         "throughput/tokens_per_s": sum(lengths) / (t3 - t0),
     }
+    if cfg.tools:
+        calls = [row for p in parts for row in p["tools"]]
+        metrics.update(tool_metrics([Completion([], [], "", "", tool_calls=a, tool_errors=b, tool_seconds=c)
+                                     for a, b, c in calls]))
+        metrics["time/tool"] = fmean([p["seconds"]["tool"] for p in parts])
     if run.dist.is_main:
         log_metrics(run, metrics)
         for p in parts:
@@ -255,6 +265,7 @@ def _sample_records(run: Run, step: int, data: Groups, advantages: torch.Tensor)
             "step": step + 1, "id": ex.id, "prompt": ex.prompt, "reference": ex.reference,
             "completions": [{
                 "text": c.text, "reward": round(data.rewards[g, j].item(), 4),
+                **({"transcript": c.transcript, "tool_calls": c.tool_calls} if c.transcript is not None else {}),
                 "advantage": round(advantages[g * g_size + j].item(), 4), "finish": c.finish_reason,
                 "verdicts": {t: (None if v[g * g_size + j] is None else
                                  {"reward": v[g * g_size + j].reward, "reason": v[g * g_size + j].reason})
@@ -278,7 +289,15 @@ def held_out_accuracy(run: Run, label: str, show: bool) -> dict | None:
     parts = dist.gather(result.records)
     records = [parts[i % dist.world][i // dist.world] for i in range(len(run.eval_examples))]
     accuracy = fmean(r["correct"] for r in records)
-    return {"accuracy": accuracy, "n": len(records), "seconds": round(result.seconds, 2), "records": records}
+    out = {"accuracy": accuracy, "n": len(records), "seconds": round(result.seconds, 2), "records": records}
+    if run.cfg.tools:  # the evaluation's tool time is not the next step's
+        out["tool_seconds"] = round(run.sampler.take_tool_seconds(), 2)
+        out["tool_used_frac"] = fmean(r.get("tool_calls", 0) > 0 for r in records)
+    return out
+
+
+def _eval_tools(result: dict) -> dict:
+    return {"eval/tool_used_frac": result["tool_used_frac"]} if "tool_used_frac" in result else {}
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -423,7 +442,7 @@ def _loop(run: Run, state: dict | None, show_progress: bool, stop: Stop):
     main = run.dist.is_main
     before = state.get("eval_before") if state else held_out_accuracy(run, "before", show_progress)
     if before and not state and main:
-        log_metrics(run, {"step": 0, "eval/accuracy": before["accuracy"]})
+        log_metrics(run, {"step": 0, "eval/accuracy": before["accuracy"], **_eval_tools(before)})
     history: list[dict] = []
     tty = sys.stderr.isatty()  # without a terminal: one plain line per step instead of a progress bar
     bar = tqdm(total=cfg.steps, initial=start, desc=cfg.algorithm, unit="step",
@@ -454,7 +473,7 @@ def _loop(run: Run, state: dict | None, show_progress: bool, stop: Stop):
             if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
                 mid = held_out_accuracy(run, f"step {done}", show_progress)
                 if mid and main:
-                    log_metrics(run, {"step": done, "eval/accuracy": mid["accuracy"]})
+                    log_metrics(run, {"step": done, "eval/accuracy": mid["accuracy"], **_eval_tools(mid)})
             if cfg.save_every and done % cfg.save_every == 0:
                 save(run, done, before)
                 last_saved = done
@@ -471,7 +490,7 @@ def _loop(run: Run, state: dict | None, show_progress: bool, stop: Stop):
         return history, before, None, start, False
     after = held_out_accuracy(run, "after", show_progress)
     if after and main:
-        log_metrics(run, {"step": cfg.steps, "eval/accuracy": after["accuracy"]})
+        log_metrics(run, {"step": cfg.steps, "eval/accuracy": after["accuracy"], **_eval_tools(after)})
     return history, before, after, start, True
 
 
@@ -487,11 +506,14 @@ def _summary(cfg: TrainConfig, history: list[dict], before, after, wall: float, 
         "accuracy_before": before["accuracy"] if before else None,
         "accuracy_after": after["accuracy"] if after else None,
         "eval_size": after["n"] if after else 0,
+        **({"eval_tool_used_frac": {"before": (before or {}).get("tool_used_frac"),
+                                    "after": (after or {}).get("tool_used_frac")}} if cfg.tools else {}),
         "train_reward_first": rewards[0] if rewards else None,
         "train_reward_last10": round(fmean(rewards[-10:]), 4) if rewards else None,
         "train_reward_std_last10": round(pstdev(rewards[-10:]), 4) if len(rewards) > 1 else None,
-        "seconds_per_step": {k.split("/")[1]: mean(k) for k in ("time/generate", "time/verify", "time/learn",
-                                                                "time/weight_sync", "time/step")},
+        "seconds_per_step": {k.split("/")[1]: mean(k) for k in ("time/generate", "time/tool", "time/verify",
+                                                                "time/learn", "time/weight_sync", "time/step")
+                             if k != "time/tool" or cfg.tools},
         "sampler": sampler,
         "settings": asdict(cfg),
     }

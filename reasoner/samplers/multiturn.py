@@ -226,3 +226,31 @@ class ToolSampler:
 
 def _continuation_seed(seed: int, member: int, turn: int) -> int:
     return random.Random(f"{seed}-{member}-{turn}").getrandbits(31)
+
+
+def tool_room(spec: str | None, max_tool_calls: int, tool_output_tokens: int) -> int:
+    """Context the tool outputs may add to a sequence (for the engine's ``max_model_len``)."""
+    from reasoner.tools import parse_names
+
+    return max_tool_calls * (tool_output_tokens + 32) if parse_names(spec) else 0
+
+
+def with_tools(sampler, tokenizer, spec: str | None, options: dict | None, max_tool_calls: int,
+               tool_output_tokens: int):
+    """``sampler`` itself without tools; else a `ToolSampler` over it with the tools of ``spec``."""
+    from reasoner.tools import load, parse_names
+
+    names = parse_names(spec)
+    if not names:
+        return sampler
+    tools = [load(name, (options or {}).get(name)) for name in names]
+    return ToolSampler(sampler, tokenizer, tools, max_tool_calls, tool_output_tokens)
+
+
+def tool_metrics(completions: Sequence[Completion]) -> dict[str, float]:
+    """Tool use of some completions: calls per completion, calls that failed, share that used a tool."""
+    n = max(len(completions), 1)
+    calls = sum(c.tool_calls for c in completions)
+    return {"tool/calls_per_completion": calls / n, "tool/errors": float(sum(c.tool_errors for c in completions)),
+            "tool/used_frac": sum(c.tool_calls > 0 for c in completions) / n,
+            "tool/exec_seconds": sum(c.tool_seconds for c in completions)}
