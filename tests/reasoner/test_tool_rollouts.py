@@ -121,3 +121,37 @@ def test_vllm_sampler_multi_turn(tiny_model):
         check_trajectories(sampler, tokenizer, model, prompts, groups, 12, 0.8, 1e-3)
     finally:
         engine.close()
+
+
+def _check_stop_strings(tokenizer, groups, stop):
+    stopped = [c for g in groups for c in g if c.finish_reason == "stop_string"]
+    assert stopped
+    for c in stopped:  # the last token completes the first stop string; nothing after it is kept
+        assert any(s in tokenizer.decode(c.token_ids) for s in stop)
+        assert not any(s in tokenizer.decode(c.token_ids[:-1]) for s in stop)
+        assert len(c.logprobs) == len(c.token_ids)
+
+
+STOP = tuple("0123456789")
+
+
+def test_hf_sampler_stops_at_stop_strings(tiny_model):
+    tokenizer = models.load_tokenizer(str(tiny_model))
+    model = models.load_model(str(tiny_model)).eval()
+    groups = HFSampler(model, tokenizer).generate(encode_prompts(tokenizer, ["a", "b"]), 4,
+                                                  SamplingParams(max_new_tokens=16, temperature=1.0, seed=0, stop=STOP))
+    _check_stop_strings(tokenizer, groups, STOP)
+
+
+def test_vllm_sampler_stops_at_stop_strings(tiny_model):
+    pytest.importorskip("vllm")
+    from reasoner.samplers.vllm import VLLMSampler
+
+    tokenizer = models.load_tokenizer(str(tiny_model))
+    engine = VLLMSampler(str(tiny_model), tokenizer, max_model_len=256, kv_cache_gib=1, seed=0)
+    try:
+        groups = engine.generate(encode_prompts(tokenizer, ["a", "b"]), 4,
+                                 SamplingParams(max_new_tokens=16, temperature=1.0, seed=0, stop=STOP))
+        _check_stop_strings(tokenizer, groups, STOP)
+    finally:
+        engine.close()

@@ -109,3 +109,10 @@ def test_eval_with_a_tool(tiny_model, tmp_path, tool_plugin):
     [records] = [read_jsonl(p) for p in (tmp_path / "out").glob("*.jsonl")]
     samples = [c for rec in records for c in rec["completions"]]
     assert all(c["tool_calls"] <= 1 for c in samples) and any("<T0" in c["transcript"] for c in samples)
+
+
+def test_ppo_with_a_tool(tiny_model, digit_task, tmp_path, tool_plugin):
+    metrics, samples = _train(tiny_model, digit_task, tmp_path / "p", "--algorithm", "ppo", "--tools", "chatty",
+                              "--max-tool-calls", 2, "--tool-output-tokens", 3)
+    assert all(m["tool/calls_per_completion"] > 0 for m in metrics)
+    assert all("value/explained_variance" in m for m in metrics)
