@@ -52,20 +52,24 @@ def grpo_advantages(
 def gae(
     rewards: torch.Tensor,  # (B, T) per-token rewards (the outcome reward on the last real token)
     values: torch.Tensor,  # (B, T) critic's V(s_t), s_t = prompt + tokens before t
-    mask: torch.Tensor,  # (B, T) 1 for completion tokens; each row's ones come first
+    mask: torch.Tensor,  # (B, T) 1 for the model's tokens; 0 for padding and tool-output tokens
     gamma: float = 1.0,
     lam: float = 0.95,
-) -> tuple[torch.Tensor, torch.Tensor]:  # advantages (B, T), returns (B, T); 0 on padding
+) -> tuple[torch.Tensor, torch.Tensor]:  # advantages (B, T), returns (B, T); 0 where mask is 0
+    """Positions with mask 0 are skipped, not ends: a tool output between two model tokens is part of the
+    environment's transition, so the model token before it bootstraps from the model token after it."""
     mask = mask.to(rewards.dtype)
     rewards, values = rewards * mask, values * mask
     advantages = torch.zeros_like(rewards)
     next_value = torch.zeros_like(rewards[:, 0])
     running = torch.zeros_like(rewards[:, 0])
     for t in reversed(range(rewards.shape[1])):
+        m = mask[:, t]
         delta = rewards[:, t] + gamma * next_value - values[:, t]
-        running = (delta + gamma * lam * running) * mask[:, t]
-        advantages[:, t] = running
-        next_value = values[:, t]
+        step = (delta + gamma * lam * running) * m
+        advantages[:, t] = step
+        running = torch.where(m > 0, step, running)
+        next_value = torch.where(m > 0, values[:, t], next_value)
     return advantages, (advantages + values) * mask
 
 

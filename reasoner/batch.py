@@ -48,7 +48,7 @@ class MicroBatch:
     attention_mask: torch.Tensor  # (b, P + T)
     position_ids: torch.Tensor  # (b, P + T)
     completion_ids: torch.Tensor  # (b, T)
-    completion_mask: torch.Tensor  # (b, T)
+    completion_mask: torch.Tensor  # (b, T) 1 for the model's tokens; 0 for padding and tool-output tokens
     sampler_logprobs: torch.Tensor  # (b, T) log-probs the sampler reported (0 where unknown or padding)
     loss_mask: torch.Tensor | None = None  # (b, T) tokens that count in the loss; None: completion_mask
     # the shared-prefix layout of the same sequences (None: the padded rows above are the forward's input)
@@ -95,7 +95,7 @@ class StepBatch:
             for idx in minibatch:
                 idx = sorted(idx, key=lambda i: len(self.prompts[i]) + len(self.completions[i].token_ids))
                 mb = pack([self.prompts[i] for i in idx], [self.completions[i].token_ids for i in idx], pad_id, idx,
-                          [self.completions[i].logprobs for i in idx])
+                          [self.completions[i].logprobs for i in idx], [self.completions[i].mask() for i in idx])
                 keep = torch.tensor([self.in_loss[i] for i in idx], dtype=mb.completion_mask.dtype)
                 mb.loss_mask = mb.completion_mask * keep.unsqueeze(-1)
                 if shared_prefix:
@@ -121,7 +121,10 @@ def minibatch_plan(n: int, minibatches: int, micro_batch_size: int, seed: str) -
 
 
 def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int,
-         index: Sequence[int] | None = None, logprobs: Sequence[Sequence[float]] | None = None) -> MicroBatch:
+         index: Sequence[int] | None = None, logprobs: Sequence[Sequence[float]] | None = None,
+         model_masks: Sequence[Sequence[int]] | None = None) -> MicroBatch:
+    """Pad sequences into one micro-batch. ``completion_mask`` marks the model's tokens only: tool-output
+    tokens (``model_masks`` 0) are in ``input_ids`` and attended to, but out of every loss, KL and entropy sum."""
     b = len(prompts)
     width_p = max(len(p) for p in prompts)
     width_c = max(max(len(c) for c in completions), 1)
@@ -135,7 +138,7 @@ def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
         input_ids[i, width_p - len(p):width_p] = torch.tensor(list(p), dtype=torch.long)
         input_ids[i, width_p:width_p + len(c)] = torch.tensor(list(c), dtype=torch.long)
         attention[i, width_p - len(p):width_p + len(c)] = 1
-        completion_mask[i, :len(c)] = 1
+        completion_mask[i, :len(c)] = 1 if model_masks is None else torch.tensor(list(model_masks[i]), dtype=torch.long)
     position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
     idx = torch.tensor(list(index) if index is not None else range(b), dtype=torch.long)
     return MicroBatch(idx, input_ids, attention, position_ids, input_ids[:, width_p:].clone(), completion_mask,

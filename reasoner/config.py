@@ -177,12 +177,27 @@ TRAIN_SECTIONS = {
                   "critic_learning_rate", "vf_coef", "value_clip", "gamma", "lam", "whiten_advantages"),
     "KL to the reference": ("beta", "kl_estimator", "kl_mode", "adaptive_kl_target", "adaptive_kl_horizon",
                             "ref_refresh_every"),
+    "Tools": ("tools", "tool_options", "max_tool_calls", "tool_output_tokens"),
     "LoRA": ("lora_rank", "lora_alpha", "lora_targets", "lora_dropout"),
     "Optimisation": ("learning_rate", "lr_schedule", "warmup_steps", "weight_decay", "max_grad_norm",
                      "micro_batch_size", "shared_prefix", "amp"),
     "Run and checkpoints": ("output", "steps", "max_wall_time", "save_every", "keep_checkpoints", "save_optimizer"),
     "Logging": ("report_to",),
 }
+
+
+def check_tools(spec: str | None, max_tool_calls: int, tool_output_tokens: int) -> None:
+    """The tool settings of train and eval: known tool names, sane limits."""
+    if max_tool_calls < 0 or tool_output_tokens < 1:
+        raise ConfigError(f"max_tool_calls must be >= 0 and tool_output_tokens >= 1 (got {max_tool_calls}, "
+                          f"{tool_output_tokens})")
+    from reasoner import plugins
+
+    known = plugins.find("reasoner.tools")
+    for name in [n.strip() for n in (spec or "").split(",") if n.strip()]:
+        if name not in known:
+            raise ConfigError(f"unknown tool {name!r} (known: {', '.join(sorted(known))})"
+                              f"{plugins.unknown_hint('reasoner.tools', name)}")
 
 
 class SectionedCommand(click.Command):
@@ -382,6 +397,14 @@ class TrainConfig:
     """Split each rollout into N chunks: the verifiers judge one chunk while the sampler generates the next."""
     verifier_options: dict[str, dict] = dataclasses.field(default_factory=dict)
     """Options of the verifiers as NAME.KEY=VALUE, e.g. math.strategies=boxed,last_number or code.timeout=5."""
+    tools: str | None = None
+    """Tools the model may call while it writes, comma-separated: python (a fenced python code block, run in the Docker sandbox; docs/training.md)."""
+    tool_options: dict[str, dict] = dataclasses.field(default_factory=dict)
+    """Options of the tools as NAME.KEY=VALUE, e.g. python.timeout=5 or python.workers=4."""
+    max_tool_calls: int = 4
+    """Tool calls per completion at most; later calls are not run."""
+    tool_output_tokens: int = 256
+    """Tokens of a tool's output kept in the trajectory (the rest is cut, with a note saying so)."""
     rewards: dict[str, float] = dataclasses.field(default_factory=lambda: {"task": 1.0})
     """Reward terms as NAME=WEIGHT: 'task' is each example's own verifier, other names are verifier plugins."""
     sampler: str = "auto"
@@ -485,6 +508,7 @@ class TrainConfig:
             raise ConfigError("critic=shared is not supported with several processes; use critic=separate")
         if self.overlong == "penalty" and not 0 < self.overlong_buffer < self.max_new_tokens:
             raise ConfigError("overlong penalty needs 0 < overlong_buffer < max_new_tokens")
+        check_tools(self.tools, self.max_tool_calls, self.tool_output_tokens)
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
             raise ConfigError("gamma and lam must be in [0, 1]")
         if not 0 < self.top_p <= 1:

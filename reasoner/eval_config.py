@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from reasoner.config import SAMPLERS, ConfigError
+from reasoner.config import SAMPLERS, ConfigError, check_tools
 
 
 @dataclasses.dataclass
@@ -46,6 +46,14 @@ class EvalConfig:
     """Sampling seed: same seed, same completions (on the same machine and engine)."""
     dtype: str = "float32"
     """Weights dtype: float32 (CPU default), bfloat16 or float16 (GPU)."""
+    tools: str | None = None
+    """Tools the model may call while it writes, comma-separated: python (a fenced python code block, run in the Docker sandbox)."""
+    tool_options: dict[str, dict] = dataclasses.field(default_factory=dict)
+    """Options of the tools as NAME.KEY=VALUE, e.g. python.timeout=5."""
+    max_tool_calls: int = 4
+    """Tool calls per completion at most; later calls are not run."""
+    tool_output_tokens: int = 256
+    """Tokens of a tool's output kept in the completion (the rest is cut, with a note saying so)."""
     vllm_kv_cache_gib: int = 4
     """vLLM on CPU: GiB of memory for the KV cache."""
     vllm_gpu_memory_utilization: float = 0.85
@@ -70,6 +78,7 @@ class EvalConfig:
             raise ConfigError(f"dtype must be float32, bfloat16 or float16 (got {self.dtype!r})")
         if self.prompt_template is not None and "{question}" not in self.prompt_template:
             raise ConfigError("prompt_template must contain {question}, where each problem goes")
+        check_tools(self.tools, self.max_tool_calls, self.tool_output_tokens)
         self.ks()
 
     def ks(self) -> list[int]:

@@ -32,6 +32,7 @@ from reasoner.eval_config import EvalConfig
 from reasoner.prompts import encode_prompts
 from reasoner.rewards import TASK, Rewarder
 from reasoner.samplers import Sampler, SamplingParams, make_sampler
+from reasoner.samplers.multiturn import tool_metrics, tool_room, with_tools
 from reasoner.tasks import sources
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ def evaluate(sampler: Sampler, tokenizer, examples: Sequence, judge: Rewarder, m
             correct += sample["correct"]
             records.append({"id": record["id"], "completion": sample["text"], "correct": sample["correct"],
                             "answer": sample["answer"], "reason": sample["reason"]})
+        for record, g in zip(records[-len(chunk):], groups):
+            if g[0].transcript is not None:  # with tools: the whole trajectory and its calls
+                record.update(transcript=g[0].transcript, tool_calls=g[0].tool_calls, tool_errors=g[0].tool_errors)
         if progress:
             progress(len(chunk))
     n = len(records)
@@ -134,9 +138,11 @@ def run(cfg: EvalConfig, show_progress: bool = True) -> dict:
     longest = max(len(p) for ids in prompt_ids for p in ids)
     torch.manual_seed(cfg.seed)
     sampler = make_sampler(cfg.sampler, model_dir, tokenizer, dtype=cfg.dtype, seed=cfg.seed,
-                           max_model_len=longest + cfg.max_new_tokens, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-                           kv_cache_gib=cfg.vllm_kv_cache_gib,
+                           max_model_len=longest + cfg.max_new_tokens
+                           + tool_room(cfg.tools, cfg.max_tool_calls, cfg.tool_output_tokens),
+                           gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, kv_cache_gib=cfg.vllm_kv_cache_gib,
                            log_path=Path(cfg.output) / "vllm-server.log" if cfg.output else None)
+    sampler = with_tools(sampler, tokenizer, cfg.tools, cfg.tool_options, cfg.max_tool_calls, cfg.tool_output_tokens)
     params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                             top_p=cfg.top_p if cfg.temperature > 0 else 1.0)
     results: dict[str, dict] = {}
@@ -161,13 +167,16 @@ def run(cfg: EvalConfig, show_progress: bool = True) -> dict:
 
 def _run_task(sampler, judge: Rewarder, examples: list, prompt_ids: list, cfg: EvalConfig, params: SamplingParams,
               bar) -> dict:
-    records, t_gen, t_score, tokens = [], 0.0, 0.0, 0
+    records, t_gen, t_score, tokens, completions = [], 0.0, 0.0, 0, []
     for start in range(0, len(examples), cfg.batch_size):
         chunk, ids = examples[start:start + cfg.batch_size], prompt_ids[start:start + cfg.batch_size]
         t0 = time.perf_counter()
         groups = sampler.generate(ids, cfg.samples, params)
         t1 = time.perf_counter()
-        extra = [[{"finish_reason": c.finish_reason, "tokens": len(c.token_ids)} for c in g] for g in groups]
+        extra = [[{"finish_reason": c.finish_reason, "tokens": len(c.token_ids),
+                   **({"tool_calls": c.tool_calls, "tool_errors": c.tool_errors, "transcript": c.transcript}
+                      if cfg.tools else {})} for c in g] for g in groups]
+        completions += [c for g in groups for c in g]
         records.extend(scoring.grade(chunk, [[c.text for c in g] for g in groups], judge, extra))
         t2 = time.perf_counter()
         t_gen, t_score = t_gen + t1 - t0, t_score + t2 - t1
@@ -180,7 +189,9 @@ def _run_task(sampler, judge: Rewarder, examples: list, prompt_ids: list, cfg: E
     metrics.update({
         "truncated": sum(s["finish_reason"] == "length" for s in samples) / len(samples),
         "tokens_mean": tokens / len(samples),
-        "seconds": {"generate": round(t_gen, 2), "score": round(t_score, 2)},
+        "seconds": {"generate": round(t_gen, 2), "score": round(t_score, 2),
+                    **({"tool": round(sampler.take_tool_seconds(), 2)} if cfg.tools else {})},
+        **({k.split("/")[1]: round(v, 4) for k, v in tool_metrics(completions).items()} if cfg.tools else {}),
         "problems_per_s": len(records) / max(t_gen + t_score, 1e-9),
         "tokens_per_s": tokens / max(t_gen, 1e-9),
     })

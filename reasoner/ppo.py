@@ -112,7 +112,8 @@ def update(run, batch: StepBatch, rewards: torch.Tensor, step: int) -> tuple[dic
         for mb in micro:
             mask = mb.completion_mask.float()
             token_rewards = torch.zeros_like(mask)
-            last = (mask.sum(-1) - 1).clamp(min=0).long()
+            # the outcome reward goes on each row's last model token (tool outputs may follow none, but be safe)
+            last = (mask * torch.arange(1, mask.shape[1] + 1, device=mask.device)).argmax(-1)
             token_rewards[torch.arange(len(mb.index)), last] = outcome[mb.index]
             if beta > 0:
                 kl = kl_estimate(mb.old_logprobs, mb.ref_logprobs, cfg.kl_estimator) * mask

@@ -21,6 +21,7 @@ from reasoner.kl import KLController
 from reasoner.prompts import encode_prompts
 from reasoner.rewards import Rewarder
 from reasoner.samplers import Sampler, make_sampler
+from reasoner.samplers.multiturn import tool_room, with_tools
 
 log = logging.getLogger(__name__)
 
@@ -223,12 +224,14 @@ def setup(cfg: TrainConfig, run_dir: Path, state: dict | None) -> Run:
                           "server while the others sample from it; leave it out and each process starts its own")
     # the sampler starts from the policy's current weights (a resumed run's checkpoint)
     sampler = make_sampler(cfg.sampler, base if cfg.lora_rank else current, tokenizer, policy=bare_policy, dtype=cfg.dtype, seed=cfg.seed,
-                           max_model_len=min(cfg.max_prompt_tokens + cfg.max_new_tokens,
+                           max_model_len=min(cfg.max_prompt_tokens + cfg.max_new_tokens
+                                             + tool_room(cfg.tools, cfg.max_tool_calls, cfg.tool_output_tokens),
                                              getattr(bare_policy.config, "max_position_embeddings", 1 << 30)),
                            gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, kv_cache_gib=cfg.vllm_kv_cache_gib,
                            sleep_between_steps=cfg.vllm_sleep, server_url=cfg.vllm_server_url,
                            log_path=run_dir / (f"vllm-server-{dist.rank}.log" if dist.world > 1 else "vllm-server.log"),
                            fallback=cfg.sampler_fallback)
+    sampler = with_tools(sampler, tokenizer, cfg.tools, cfg.tool_options, cfg.max_tool_calls, cfg.tool_output_tokens)
     if cfg.lora_rank and state:  # the engine loaded the base: give it the checkpoint's adapters
         sampler.load_weights(lora.merged_weights(bare_policy))
     return Run(cfg, run_dir, dist, train_policy, bare_policy, reference, critic, tokenizer, sampler, optimizer, critic_optimizer,

@@ -47,6 +47,7 @@ from reasoner.batch import StepBatch
 from reasoner.reporting import Reporter
 from reasoner.rewards import TASK, Rewarder, Judgement
 from reasoner.samplers import Completion, SamplingParams
+from reasoner.samplers.multiturn import tool_metrics
 from reasoner.run import Run, save, setup
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def sample(run: Run, indices: list[int], seconds: dict[str, float], step: int, s
     completions = [c for g in groups for c in g]
     rewards = torch.tensor(judged.rewards, dtype=torch.float32)
     if cfg.overlong == "penalty":
-        rewards += torch.tensor([overlong_penalty(len(c.token_ids), cfg.max_new_tokens, cfg.overlong_buffer)
+        rewards += torch.tensor([overlong_penalty(c.model_tokens, cfg.max_new_tokens, cfg.overlong_buffer)
                                  for c in completions])
     return Groups(examples, prompts, groups, judged, rewards.view(len(examples), cfg.group_size), labels)
 
@@ -190,6 +191,9 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     # 1-2. rollout and reward (dynamic sampling may sample more than one round)
     seconds = {"generate": 0.0, "verify": 0.0}
     first, data, sampling = rollout(run, step, seconds)
+    if cfg.tools:  # the sampler's wall time waiting on tools is not generation
+        seconds["tool"] = run.sampler.take_tool_seconds()
+        seconds["generate"] -= seconds["tool"]
     t1 = time.perf_counter()
     completions = [c for g in data.groups for c in g]
     batch = StepBatch([p for p in data.prompts for _ in range(cfg.group_size)], completions,
@@ -211,7 +215,8 @@ def train_step(run: Run, step: int) -> dict[str, float]:
         "rewards": first.rewards.tolist(), "correct": first.judged.correct,
         "terms": first.judged.terms, "errors": first.judged.errors,
         "reasons": [v.reason if v is not None else "not_applicable" for v in first.judged.verdicts.get(TASK, [])],
-        "lengths": [len(c.token_ids) for g in first.groups for c in g],
+        "lengths": [c.model_tokens for g in first.groups for c in g],
+        "tools": [(c.tool_calls, c.tool_errors, c.tool_seconds) for g in first.groups for c in g],
         "truncated": [c.finish_reason == "length" for g in first.groups for c in g],
         "stats": {**sampling, **stats}, "seconds": seconds, "samples": _sample_records(run, step, data, advantages),
         "labels": first.labels, "judge_seconds": first.judged.seconds,
@@ -241,6 +246,11 @@ def train_step(run: Run, step: int) -> dict[str, float]:
         **_sandbox_metrics(parts),
         **_task_metrics(parts, run.cfg.group_size, sorted(set(run.train_labels))),
     }
+    if cfg.tools:
+        calls = [row for p in parts for row in p["tools"]]
+        metrics.update(tool_metrics([Completion([], [], "", "", tool_calls=a, tool_errors=b, tool_seconds=c)
+                                     for a, b, c in calls]))
+        metrics["time/tool"] = fmean([p["seconds"]["tool"] for p in parts])
     if run.dist.is_main:
         log_metrics(run, metrics)
         for p in parts:
@@ -312,6 +322,7 @@ def _sample_records(run: Run, step: int, data: Groups, advantages: torch.Tensor)
             "step": step + 1, "id": ex.id, "prompt": ex.prompt, "reference": ex.reference,
             "completions": [{
                 "text": c.text, "reward": round(data.rewards[g, j].item(), 4),
+                **({"transcript": c.transcript, "tool_calls": c.tool_calls} if c.transcript is not None else {}),
                 "advantage": round(advantages[g * g_size + j].item(), 4), "finish": c.finish_reason,
                 "verdicts": {t: (None if v[g * g_size + j] is None else
                                  {"reward": v[g * g_size + j].reward, "reason": v[g * g_size + j].reason})
@@ -341,13 +352,17 @@ def held_out_accuracy(run: Run, label: str, show: bool) -> dict | None:
         for record, label in zip(records, run.eval_labels):
             record["task"] = label
         out["by_task"] = {name: fmean(r["correct"] for r in records if r["task"] == name) for name in names}
+    if run.cfg.tools:  # the evaluation's tool time is not the next step's
+        out["tool_seconds"] = round(run.sampler.take_tool_seconds(), 2)
+        out["tool_used_frac"] = fmean(r.get("tool_calls", 0) > 0 for r in records)
     return out
 
 
 def eval_metrics(step: int, result: dict) -> dict:
-    """The metrics.jsonl record of a held-out evaluation: overall and, for a mixture, per task."""
+    """The metrics.jsonl record of a held-out evaluation: overall, per task for a mixture, tool use with tools."""
     return {"step": step, "eval/accuracy": result["accuracy"],
-            **{f"eval/{name}/accuracy": acc for name, acc in result.get("by_task", {}).items()}}
+            **{f"eval/{name}/accuracy": acc for name, acc in result.get("by_task", {}).items()},
+            **({"eval/tool_used_frac": result["tool_used_frac"]} if "tool_used_frac" in result else {})}
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -561,11 +576,14 @@ def _summary(cfg: TrainConfig, history: list[dict], before, after, wall: float, 
         **({"accuracy_before_by_task": before["by_task"]} if before and "by_task" in before else {}),
         **({"accuracy_after_by_task": after["by_task"]} if after and "by_task" in after else {}),
         "eval_size": after["n"] if after else 0,
+        **({"eval_tool_used_frac": {"before": (before or {}).get("tool_used_frac"),
+                                    "after": (after or {}).get("tool_used_frac")}} if cfg.tools else {}),
         "train_reward_first": rewards[0] if rewards else None,
         "train_reward_last10": round(fmean(rewards[-10:]), 4) if rewards else None,
         "train_reward_std_last10": round(pstdev(rewards[-10:]), 4) if len(rewards) > 1 else None,
-        "seconds_per_step": {k.split("/")[1]: mean(k) for k in ("time/generate", "time/verify", "time/learn",
-                                                                "time/weight_sync", "time/step")},
+        "seconds_per_step": {k.split("/")[1]: mean(k) for k in ("time/generate", "time/tool", "time/verify",
+                                                                "time/learn", "time/weight_sync", "time/step")
+                             if k != "time/tool" or cfg.tools},
         "sandbox_executions_per_s": mean("sandbox/executions_per_s"),
         "sampler": sampler,
         "settings": asdict(cfg),

@@ -88,7 +88,8 @@ def format_summary(s: dict) -> str:
         lines.append(f"train reward: first step {s['train_reward_first']:.3f}, last 10 steps {s['train_reward_last10']:.3f}")
     t = s["seconds_per_step"]
     if t.get("step"):
-        lines.append(f"seconds per step ({s['sampler']} sampler): generate {t['generate']:.2f}  verify {t['verify']:.2f}  "
+        tool = f"tool {t['tool']:.2f}  " if t.get("tool") is not None else ""
+        lines.append(f"seconds per step ({s['sampler']} sampler): generate {t['generate']:.2f}  {tool}verify {t['verify']:.2f}  "
                      f"learn {t['learn']:.2f}  weight sync {t['weight_sync']:.2f}  total {t['step']:.2f}")
     return "\n".join(lines)
 

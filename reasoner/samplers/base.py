@@ -29,6 +29,9 @@ class SamplingParams:
     """0 means greedy decoding."""
     top_p: float = 1.0
     seed: int | None = None
+    stop: tuple[str, ...] = ()
+    """Strings that end a completion early (the end of a tool call); the text may run past them inside
+    the last token, which is kept whole."""
     prompt_seeds: tuple[int, ...] | None = None
     """One seed per prompt: each group's samples then depend only on its prompt and seed (not on batching)."""
 
@@ -36,9 +39,28 @@ class SamplingParams:
 @dataclass
 class Completion:
     token_ids: list[int]
+    """Every token after the prompt: the model's and, with tools, the tool outputs' (interleaved)."""
     logprobs: list[float]
+    """One per token: the sampler's log-prob for model tokens, 0.0 at tool-output positions."""
     text: str
-    finish_reason: str  # "stop" (end-of-sequence token) or "length" (max_new_tokens reached)
+    """The model's own text (tool outputs left out): what the verifiers judge."""
+    finish_reason: str  # "stop" (end-of-sequence token), "length" (max_new_tokens reached) or "tool" (a call's end)
+    model_mask: list[int] | None = None
+    """1 for tokens the model sampled, 0 for tool-output tokens; None: every token is the model's."""
+    transcript: str | None = None
+    """With tools: the whole trajectory's text, tool outputs included (for logs, never judged)."""
+    tool_calls: int = 0
+    tool_errors: int = 0
+    tool_seconds: float = 0.0
+
+    def mask(self) -> list[int]:
+        """``model_mask``, or all ones."""
+        return self.model_mask if self.model_mask is not None else [1] * len(self.token_ids)
+
+    @property
+    def model_tokens(self) -> int:
+        """How many tokens the model sampled (what ``max_new_tokens`` bounds)."""
+        return len(self.token_ids) if self.model_mask is None else sum(self.model_mask)
 
 
 class Sampler(Protocol):

@@ -61,6 +61,8 @@ class HFSampler:
         greedy = params.temperature <= 0
         kwargs = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=params.temperature,
                                                            top_p=params.top_p, top_k=0)
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         result = self.model.generate(
             input_ids=input_ids.to(device), attention_mask=attention.to(device),
             max_new_tokens=params.max_new_tokens, eos_token_id=self.stop_ids, pad_token_id=self.pad_id,
@@ -76,11 +78,24 @@ class HFSampler:
             ids = new[i].tolist()
             end = next((t for t, tok in enumerate(ids) if tok in self.stop_ids), None)
             finish = "length" if end is None else "stop"
+            at = self._stop_string_end(ids[:len(ids) if end is None else end], params.stop)
+            if at is not None:  # generate stopped this row on a stop string (padding follows it)
+                end, finish = at - 1, "stop_string"
             keep = len(ids) if end is None else end + 1
             ids = ids[:keep]
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             completions.append(Completion(ids, logprobs[i, :keep].tolist(), text, finish))
         return completions
+
+    def _stop_string_end(self, ids: list[int], stop: tuple[str, ...]) -> int | None:
+        """The number of tokens up to the one that completes a stop string, or None."""
+        if not stop or not any(s in self.tokenizer.decode(ids, skip_special_tokens=True) for s in stop):
+            return None
+        for k in range(1, len(ids) + 1):
+            text = self.tokenizer.decode(ids[:k], skip_special_tokens=True)
+            if any(s in text for s in stop):
+                return k
+        return None
 
     def close(self) -> None:
         pass

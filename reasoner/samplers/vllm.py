@@ -84,7 +84,8 @@ class VLLMSampler:
         seeds = params.prompt_seeds if params.prompt_seeds is not None else [params.seed] * len(prompts)
         sps = [VSamplingParams(n=n, max_tokens=params.max_new_tokens, logprobs=0,
                                temperature=0.0 if greedy else params.temperature,
-                               top_p=1.0 if greedy else params.top_p, seed=seed) for seed in seeds]
+                               top_p=1.0 if greedy else params.top_p, seed=seed, stop=list(params.stop) or None,
+                               include_stop_str_in_output=True) for seed in seeds]
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], sps, use_tqdm=False)
         groups = []
         for out in outputs:
@@ -93,6 +94,8 @@ class VLLMSampler:
                 ids = list(c.token_ids)
                 logprobs = [step[tok].logprob for step, tok in zip(c.logprobs, ids)]
                 finish = "stop" if c.finish_reason == "stop" else "length"
+                if isinstance(c.stop_reason, str):  # a stop string, not the end-of-sequence token
+                    finish = "stop_string"
                 group.append(Completion(ids, logprobs, self.tokenizer.decode(ids, skip_special_tokens=True), finish))
             groups.append(group)
         self._sleep()

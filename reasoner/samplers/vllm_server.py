@@ -213,12 +213,16 @@ class VLLMServerSampler:
                     "skip_special_tokens": True}
             if seeds[k] is not None:
                 body["seed"] = int(seeds[k])
+            if params.stop:
+                body.update(stop=list(params.stop), include_stop_str_in_output=True)
             reply = self._post("/v1/completions", body)
             group = []
             for choice in sorted(reply["choices"], key=lambda c: c["index"]):
                 ids = list(choice["token_ids"])
                 logprobs = [float(x) for x in choice["logprobs"]["token_logprobs"]]
                 finish = "stop" if choice.get("finish_reason") == "stop" else "length"
+                if isinstance(choice.get("stop_reason"), str):  # a stop string, not the end-of-sequence token
+                    finish = "stop_string"
                 group.append(Completion(ids, logprobs, self.tokenizer.decode(ids, skip_special_tokens=True), finish))
             return group
 

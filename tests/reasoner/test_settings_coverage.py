@@ -21,6 +21,7 @@ SETTINGS = "tests/reasoner/test_settings.py::"
 TRAIN_CLI = "tests/reasoner/test_train_cli.py::"
 ALGORITHMS = "tests/reasoner/test_algorithms.py::"
 LIFECYCLE = "tests/reasoner/test_run_lifecycle.py::"
+TOOLS = "tests/reasoner/test_tools_cli.py::"
 
 COVERAGE: dict[str, list[str]] = {
     "model": [TRAIN_CLI + "test_train_then_resume", TRAIN_CLI + "test_model_directory_without_config"],
@@ -72,6 +73,10 @@ COVERAGE: dict[str, list[str]] = {
     "amp": ["tests/reasoner/test_shared_prefix.py::test_amp_bf16_runs_the_learner_under_autocast"],
     "max_grad_norm": [CHANGES.format("max_grad_norm")],
     "rollout_chunks": [SETTINGS + "test_rollout_chunks_split_the_generation"],
+    "tools": [TOOLS + "test_train_with_a_tool_plugin_and_its_settings", TOOLS + "test_an_unknown_tool_is_refused_before_anything_loads"],
+    "tool_options": [TOOLS + "test_train_with_a_tool_plugin_and_its_settings", TOOLS + "test_a_crashing_tool_plugin_is_tool_output"],
+    "max_tool_calls": [TOOLS + "test_train_with_a_tool_plugin_and_its_settings"],
+    "tool_output_tokens": [TOOLS + "test_train_with_a_tool_plugin_and_its_settings"],
     "rewards": [TRAIN_CLI + "test_a_crashing_plugin_does_not_stop_training",
                 "tests/reasoner/test_rewards_cli.py::test_a_python_function_is_a_reward"],
     "sampler": ["tests/reasoner/test_vllm_sampler.py::test_training_with_the_vllm_sampler",
