@@ -104,6 +104,28 @@ def parse_options(arg: str | None) -> dict[str, str]:
     return out
 
 
+def checked_options(task: str, arg: str | None, ints: tuple[str, ...], texts: tuple[str, ...]) -> dict:
+    """``parse_options`` for a generated task: unknown keys refused (with a did-you-mean), the
+    ``ints`` converted to integers."""
+    import difflib
+
+    options: dict = parse_options(arg)
+    valid = sorted({*ints, *texts})
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise TaskError(f"{task}: unknown option(s) {', '.join(map(repr, unknown))}{hint}; "
+                        f"valid options: {', '.join(valid)}")
+    for key in ints:
+        if key in options:
+            try:
+                options[key] = int(options[key])
+            except ValueError:
+                raise TaskError(f"{task}: {key} must be an integer (got {options[key]!r})") from None
+    return options
+
+
 MIXTURE_SEPARATOR = " + "
 
 

@@ -22,11 +22,10 @@ Options (``arithmetic:key=value,...``):
 
 from __future__ import annotations
 
-import difflib
 
 import random
 
-from reasoner.tasks import Example, Task, TaskError, parse_options
+from reasoner.tasks import Example, Task, TaskError, checked_options
 
 DEFAULT_INSTRUCTION = "Answer with just the number."
 NAMES = ["Mia", "Noah", "Ava", "Liam", "Zoe", "Omar", "Lena", "Ravi", "Sofia", "Tom", "Yuki", "Ines"]
@@ -127,18 +126,5 @@ _INT_OPTIONS = ("min_value", "max_value", "size", "test_size", "seed")
 
 def load(arg: str | None = None, split: str = "train") -> Task:
     """Seeded arithmetic problems (numbers and word problems), exact answers; the default task."""
-    options: dict = parse_options(arg)
-    valid = sorted({*_INT_OPTIONS, "ops", "style", "instruction"})
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], valid, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise TaskError(f"arithmetic: unknown option(s) {', '.join(map(repr, unknown))}{hint}; "
-                        f"valid options: {', '.join(valid)}")
-    for key in _INT_OPTIONS:
-        if key in options:
-            try:
-                options[key] = int(options[key])
-            except ValueError:
-                raise TaskError(f"arithmetic: {key} must be an integer (got {options[key]!r})") from None
+    options = checked_options("arithmetic", arg, _INT_OPTIONS, ("ops", "style", "instruction"))
     return generate(split=split, **options)

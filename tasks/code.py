@@ -28,13 +28,12 @@ Options (``code:key=value,...``):
 
 from __future__ import annotations
 
-import difflib
 import random
 import string
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
-from reasoner.tasks import Example, Task, TaskError, parse_options
+from reasoner.tasks import Example, Task, TaskError, checked_options
 
 FAMILIES = ("numbers", "strings", "lists", "dicts", "algorithms")
 INSTRUCTION = "Reply with the complete function in one ```python code block."
@@ -303,18 +302,5 @@ _INT_OPTIONS = ("tests", "size", "test_size", "seed", "example")
 
 def load(arg: str | None = None, split: str = "train") -> Task:
     """Seeded Python function-writing problems (numbers, strings, lists, dicts, algorithms), hidden tests in the sandbox."""
-    options: dict[str, Any] = parse_options(arg)
-    valid = sorted({*_INT_OPTIONS, "families", "levels"})
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], valid, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise TaskError(f"code: unknown option(s) {', '.join(map(repr, unknown))}{hint}; "
-                        f"valid options: {', '.join(valid)}")
-    for name in _INT_OPTIONS:
-        if name in options:
-            try:
-                options[name] = int(options[name])
-            except ValueError:
-                raise TaskError(f"code: {name} must be an integer (got {options[name]!r})") from None
+    options = checked_options("code", arg, _INT_OPTIONS, ("families", "levels"))
     return generate(split=split, **options)
